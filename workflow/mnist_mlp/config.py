@@ -1,0 +1,54 @@
+"""Checks of the workflow config beyond what the JSON schema can say (orderings, sums, links
+between sections). Each message names the key, what is allowed and the value found."""
+
+from __future__ import annotations
+
+import math
+
+# Names of torch.optim classes the sampler may choose from (kept free of a torch import, since
+# the Snakefile imports this module when it plans a run).
+OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "SGD")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _range(config: dict, section: str, key: str) -> None:
+    low, high = config[section][key]
+    if low > high:
+        raise ConfigError(
+            f"config key {section}.{key}: expected [low, high] with low <= high, got {[low, high]}"
+        )
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError naming the first key whose value the schema cannot rule out but the
+    workflow cannot use. Call after the JSON schema validation."""
+    search, final = config["search"], config["final"]
+    low, high = config["search"]["Nh1"]
+    if high - low < 2:  # Nh1 in [low + 1, high) and Nh2 in [low, Nh1) must both be non-empty
+        raise ConfigError(
+            f"config key search.Nh1: expected [low, high] with high >= low + 2, got {[low, high]}"
+        )
+    _range(config, "search", "dropout")
+    _range(config, "search", "log10_lr")
+    _range(config, "search", "log10_L2")
+    optimizers = search["optimizers"]
+    unknown = sorted(set(optimizers) - set(OPTIMIZERS))
+    if unknown:
+        raise ConfigError(
+            f"config key search.optimizers: unknown optimizer(s) {unknown}; allowed: "
+            f"{list(OPTIMIZERS)}"
+        )
+    total = sum(optimizers.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ConfigError(
+            "config key search.optimizers: the probabilities must sum to 1, "
+            f"got {optimizers} (sum {total:g})"
+        )
+    if final["top_k"] > search["n_configs"]:
+        raise ConfigError(
+            f"config key final.top_k: must be at most search.n_configs ({search['n_configs']}), "
+            f"got {final['top_k']}"
+        )

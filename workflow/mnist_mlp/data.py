@@ -1,0 +1,177 @@
+"""MNIST: fetch, verify, store once as one compact file, split, and load as tensors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserFacingError
+from .io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+# MD5 of the uncompressed IDX files as published by LeCun et al. The .gz bytes of a copy may
+# differ (other gzip settings), so the decompressed content is what identifies the data.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+N_TRAIN = 60_000
+N_OFFICIAL_TEST = 10_000
+N_PIXELS = 28 * 28
+N_CLASSES = 10
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_local_mnist(mnist_dir: Path, raw_dir: Path) -> None:
+    """Copy (decompressing where needed) the four IDX files from ``mnist_dir`` into ``raw_dir``."""
+    if not mnist_dir.is_dir():
+        raise UserFacingError(
+            f"mnist_dir '{mnist_dir}' is not a folder. Set config key mnist_dir to the folder "
+            'holding the four MNIST IDX files (.gz or uncompressed), or to "" to download.'
+        )
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name in MNIST_MD5:
+        plain, packed = mnist_dir / name, mnist_dir / f"{name}.gz"
+        if plain.is_file():
+            shutil.copyfile(plain, raw_dir / name)
+        elif packed.is_file():
+            try:
+                with gzip.open(packed, "rb") as src, open(raw_dir / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as err:
+                raise UserFacingError(
+                    f"{packed} is not a readable gzip file ({err}). Replace it with an intact copy "
+                    f"of {name}.gz (uncompressed MD5 {MNIST_MD5[name]})."
+                ) from err
+        else:
+            raise UserFacingError(
+                f"MNIST file {name} (or {name}.gz) is missing from mnist_dir '{mnist_dir}'. "
+                'Put the four IDX files there, or set mnist_dir to "" to download them.'
+            )
+
+
+def download_mnist(root: Path) -> None:
+    """Download through torchvision (its mirrors and .gz checksums) into ``root/MNIST/raw``."""
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError by mirror
+        raise UserFacingError(
+            f"Downloading MNIST failed ({err}). Check the network, or download the four IDX files "
+            "by hand and set config key mnist_dir to their folder."
+        ) from err
+
+
+def verify_raw_files(raw_dir: Path) -> None:
+    for name, expected in MNIST_MD5.items():
+        actual = md5sum(raw_dir / name)
+        if actual != expected:
+            raise UserFacingError(
+                f"MNIST file {name} has MD5 {actual}, expected {expected} (uncompressed). "
+                "The file is truncated or altered: replace it with the published original."
+            )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the format of the MNIST originals) into a uint8 array."""
+    raw = path.read_bytes()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def prepare_mnist(output: Path, mnist_dir: str | os.PathLike | None) -> None:
+    """Fetch (download or local copy), verify by MD5 and store MNIST as one ``.npz``.
+
+    The file holds uint8 ``train_images`` (60000, 28, 28), ``train_labels``, and the official
+    ``test_images``/``test_labels`` (10000), which stay apart until the final evaluation.
+    """
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="mnist-", dir=output.parent) as tmp:
+        root = Path(tmp)
+        raw_dir = root / "MNIST" / "raw"  # where torchvision's MNIST looks for extracted files
+        if mnist_dir:
+            log.info("copying MNIST from %s", mnist_dir)
+            copy_local_mnist(Path(mnist_dir), raw_dir)
+        else:
+            log.info("downloading MNIST through torchvision")
+            download_mnist(root)
+        verify_raw_files(raw_dir)
+        arrays = {
+            "train_images": read_idx(raw_dir / "train-images-idx3-ubyte"),
+            "train_labels": read_idx(raw_dir / "train-labels-idx1-ubyte"),
+            "test_images": read_idx(raw_dir / "t10k-images-idx3-ubyte"),
+            "test_labels": read_idx(raw_dir / "t10k-labels-idx1-ubyte"),
+        }
+        partial = root / "mnist.npz"
+        np.savez(partial, **arrays)
+        os.replace(partial, output)  # never leave a half-written dataset at the output path
+    log.info("stored %s: %s", output, {k: v.shape for k, v in arrays.items()})
+
+
+def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with np.load(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
+    """Seeded, stratified split of the training images into (train, test) index arrays, sorted."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    train, test = train_test_split(
+        indices, test_size=test_fraction, stratify=labels, random_state=seed
+    )
+    return np.sort(train), np.sort(test)
+
+
+def save_indices(path: str | os.PathLike, indices: np.ndarray) -> None:
+    atomic_write_bytes(path, lambda handle: np.save(handle, indices.astype(np.int64)))
+
+
+def images_to_tensor(images: np.ndarray, device="cpu"):
+    """uint8 (n, 28, 28) images -> float32 (n, 784) tensor scaled to [0, 1], on ``device``."""
+    import torch
+
+    flat = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), N_PIXELS))
+    return flat.to(device=device, dtype=torch.float32).div_(255.0)
+
+
+def labels_to_tensor(labels: np.ndarray, device="cpu"):
+    import torch
+
+    return torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+def load_part(mnist_path, indices_path=None, device="cpu", official_test=False):
+    """Images and labels of one part of MNIST as (X, y) tensors on ``device``.
+
+    ``indices_path`` (a saved index array) selects rows of the 60,000 training images;
+    ``official_test`` selects the official 10,000 test images instead.
+    """
+    mnist = load_mnist(mnist_path)
+    prefix = "test" if official_test else "train"
+    images, labels = mnist[f"{prefix}_images"], mnist[f"{prefix}_labels"]
+    if indices_path is not None:
+        rows = np.load(indices_path)
+        images, labels = images[rows], labels[rows]
+    return images_to_tensor(images, device), labels_to_tensor(labels, device)

@@ -1,0 +1,260 @@
+"""The one training routine of the workflow: a skorch classifier around ``MLP``, fed from
+tensors, early-stopped on an internal validation split, used by every training stage."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import Dataset
+
+from .data import N_CLASSES
+from .errors import TrainingDiverged, UserFacingError
+from .model import MLP
+from .sampling import HYPERPARAMETERS
+
+log = logging.getLogger(__name__)
+
+# skorch's default internal validation split is 5-fold (20 %); early stopping watches it.
+VALID_FRACTION = 0.2
+# Evaluation needs no gradients, so it runs in larger batches than training.
+EVAL_BATCH_SIZE = 4096
+_FOLD_STREAM, _FIT_STREAM = 2, 3  # random streams derived from the seed, apart from the sampler's
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    max_epochs: int
+    batch_size: int
+    patience: int | None  # None: no early stopping, train for max_epochs
+    seed: int
+    device: str = "cpu"
+
+
+def configure_torch(threads: int, device: str = "auto") -> str:
+    """Set torch's thread count to the job's share of cores (before any torch work, so that
+    parallel jobs do not oversubscribe the machine) and resolve ``device``."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel work; harmless if late
+        pass
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserFacingError(
+            f"config key device is '{device}' but torch sees no CUDA device. "
+            "Set device to 'auto' or 'cpu', or run on a machine with a GPU."
+        )
+    return device
+
+
+def derived_seed(seed: int, *stream: int) -> int:
+    """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, config, fold)."""
+    return int(np.random.SeedSequence(seed, spawn_key=stream).generate_state(1)[0])
+
+
+class TensorBatches:
+    """Mini-batches sliced from the dataset's tensors.
+
+    skorch's default iterator, a DataLoader, fetches and collates one row at a time (skorch
+    issue #1100); slicing whole tensors removes that cost. Shuffling permutes once per epoch.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool = False):
+        self.X, self.y = dataset.X, dataset.y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        X, y = self.X, self.y
+        if self.shuffle:
+            order = torch.randperm(len(X), device=X.device)
+            X, y = X[order], (None if y is None else y[order])
+        for start in range(0, len(X), self.batch_size):
+            stop = start + self.batch_size
+            yield X[start:stop], (None if y is None else y[start:stop])
+
+
+class StratifiedHoldout:
+    """skorch ``train_split``: a seeded, stratified holdout of ``fraction`` of the data, kept as
+    tensors so that ``TensorBatches`` can slice them."""
+
+    def __init__(self, fraction: float, seed: int):
+        self.fraction = fraction
+        self.seed = seed
+
+    def __call__(self, dataset: Dataset, y=None, **fit_params):
+        from sklearn.model_selection import train_test_split
+
+        labels = dataset.y.cpu().numpy()
+        train, valid = train_test_split(
+            np.arange(len(labels)),
+            test_size=self.fraction,
+            stratify=labels,
+            random_state=self.seed,
+        )
+        train = torch.from_numpy(train).to(dataset.X.device)
+        valid = torch.from_numpy(valid).to(dataset.X.device)
+        return (
+            Dataset(dataset.X[train], dataset.y[train]),
+            Dataset(dataset.X[valid], dataset.y[valid]),
+        )
+
+
+class StopOnDivergence(Callback):
+    """Stop the fit at the first non-finite training loss instead of after ``patience`` epochs
+    of NaN: a diverged configuration cannot recover."""
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if training and not torch.isfinite(loss):
+            epoch = len(net.history)
+            raise TrainingDiverged(f"training loss became {loss.item()} in epoch {epoch}")
+
+
+class EpochLog(Callback):
+    """One log line per epoch, so that a user can follow a long job with ``tail -f``."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        log.info(
+            "%sepoch %3d train_loss %.5f valid_loss %.5f valid_acc %.4f seconds %.2f",
+            self.prefix,
+            row["epoch"],
+            row["train_loss"],
+            row.get("valid_loss", float("nan")),
+            row.get("valid_acc", float("nan")),
+            row["dur"],
+        )
+
+
+def make_classifier(params: dict, settings: TrainingSettings, log_prefix: str = ""):
+    """The skorch classifier for one hyper-parameter configuration ``params`` (Nh1, Nh2,
+    dropout, optimizer, lr, L2)."""
+    optimizer = getattr(torch.optim, params["optimizer"])
+    callbacks = [StopOnDivergence(), EpochLog(log_prefix)]
+    if settings.patience is not None:
+        callbacks.insert(0, EarlyStopping(patience=settings.patience))
+    return NeuralNetClassifier(
+        MLP,
+        module__n_hidden1=int(params["Nh1"]),
+        module__n_hidden2=int(params["Nh2"]),
+        module__dropout=float(params["dropout"]),
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=optimizer,
+        lr=float(params["lr"]),
+        optimizer__weight_decay=float(params["L2"]),
+        max_epochs=settings.max_epochs,
+        batch_size=settings.batch_size,
+        iterator_train=TensorBatches,
+        iterator_train__shuffle=True,
+        iterator_valid=TensorBatches,
+        iterator_valid__batch_size=EVAL_BATCH_SIZE,
+        train_split=(
+            StratifiedHoldout(VALID_FRACTION, settings.seed)
+            if settings.patience is not None
+            else None
+        ),
+        callbacks=callbacks,
+        callbacks__print_log=None,  # EpochLog writes the job's log instead
+        classes=list(range(N_CLASSES)),
+        device=settings.device,
+        verbose=0,
+    )
+
+
+def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of predicted class probabilities; equals
+    ``-sklearn.metrics.log_loss`` scoring (``neg_log_loss``), clipped the same way."""
+    eps = np.finfo(probabilities.dtype).eps
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], eps, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+def fit_and_score(params, settings, X_train, y_train, X_eval, y_eval, log_prefix=""):
+    """Fit one classifier and score it on held-out data.
+
+    Returns (net, record) where record holds loss, accuracy, epochs, seconds and status
+    ('ok' or 'diverged', the latter with NaN scores).
+    """
+    net = make_classifier(params, settings, log_prefix)
+    start = time.perf_counter()
+    try:
+        net.fit(X_train, y_train)
+    except TrainingDiverged as err:
+        log.warning("%sdiverged: %s", log_prefix, err)
+        return net, {
+            "status": "diverged",
+            "loss": math.nan,
+            "accuracy": math.nan,
+            "epochs": len(net.history),
+            "seconds": time.perf_counter() - start,
+        }
+    seconds = time.perf_counter() - start
+    probabilities = net.predict_proba(X_eval)
+    labels = y_eval.cpu().numpy()
+    return net, {
+        "status": "ok",
+        "loss": log_loss(probabilities, labels),
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        "epochs": len(net.history),
+        "seconds": seconds,
+    }
+
+
+def cross_validate_config(params: dict, settings: TrainingSettings, X, y, folds: int) -> dict:
+    """``cross_val_score``-style stratified k-fold CV of one configuration on (X, y), scored by
+    the held-out log loss, as the report's search. Records every fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    index = int(params["config_id"][1:])
+    splitter = StratifiedKFold(
+        n_splits=folds, shuffle=True, random_state=derived_seed(settings.seed, _FOLD_STREAM)
+    )
+    records = []
+    labels = y.cpu().numpy()
+    for fold, (train, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, index, fold))
+        train = torch.from_numpy(train).to(X.device)
+        held_out = torch.from_numpy(held_out).to(X.device)
+        _, record = fit_and_score(
+            params,
+            settings,
+            X[train],
+            y[train],
+            X[held_out],
+            y[held_out],
+            log_prefix=f"fold {fold + 1}/{folds} ",
+        )
+        records.append({"fold": fold, **record})
+        log.info("fold %d/%d: %s", fold + 1, folds, record)
+        if record["status"] == "diverged":
+            break  # the configuration is out: the remaining folds would not change that
+    return summarize_folds(params, records)
+
+
+def summarize_folds(params: dict, folds: list[dict]) -> dict:
+    diverged = any(f["status"] == "diverged" for f in folds)
+    losses = np.array([f["loss"] for f in folds])
+    return {
+        "config_id": params["config_id"],
+        "params": {key: params[key] for key in HYPERPARAMETERS},
+        "status": "diverged" if diverged else "ok",
+        "mean_loss": math.nan if diverged else float(losses.mean()),
+        "std_loss": math.nan if diverged else float(losses.std()),
+        "mean_accuracy": math.nan if diverged else float(np.mean([f["accuracy"] for f in folds])),
+        "mean_epochs": float(np.mean([f["epochs"] for f in folds])),
+        "folds": folds,
+    }

@@ -1,0 +1,26 @@
+rule download_mnist:
+    output:
+        MNIST,
+    log:
+        "logs/data/download_mnist.log",
+    conda:
+        ENV
+    script:
+        "../scripts/download_mnist.py"
+
+
+rule split_train_test:
+    input:
+        MNIST,
+    output:
+        train=TRAIN_INDICES,
+        test=TEST_INDICES,
+    log:
+        "logs/data/split_train_test.log",
+    conda:
+        ENV
+    params:
+        seed=config["seed"],
+        test_fraction=config["test_fraction"],
+    script:
+        "../scripts/split_train_test.py"
