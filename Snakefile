@@ -15,9 +15,12 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/final.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         search_outputs(),
+        final_outputs(),

@@ -54,14 +54,19 @@ def test_cross_validation_on_real_images_gives_finite_scores(subset):
     assert [f["loss"] for f in again["folds"]] == [f["loss"] for f in result["folds"]]
 
 
-def test_held_out_loss_equals_sklearn_log_loss():
-    from sklearn.metrics import log_loss
+def test_held_out_loss_is_sklearns_log_loss_of_the_softmax():
+    """The CV score is what cross_val_score(scoring="neg_log_loss") computes, negated."""
+    from sklearn.metrics import accuracy_score, log_loss
 
-    rng = np.random.default_rng(0)
-    probabilities = rng.dirichlet(np.ones(10), size=50).astype(np.float32)
-    labels = rng.integers(0, 10, size=50)
-    expected = log_loss(labels, probabilities, labels=range(10))
-    assert training.log_loss(probabilities, labels) == pytest.approx(expected, rel=1e-5)
+    torch.manual_seed(0)
+    module = torch.nn.Linear(784, 10)
+    X, y = torch.rand(300, 784), torch.randint(0, 10, (300,))
+    loss, accuracy = training.evaluate(module, X, y)
+    with torch.no_grad():
+        logits = module(X)
+    probabilities = torch.softmax(logits.double(), dim=1).numpy()
+    assert loss == pytest.approx(log_loss(y.numpy(), probabilities, labels=range(10)), rel=1e-5)
+    assert accuracy == accuracy_score(y.numpy(), logits.argmax(dim=1).numpy())
 
 
 def test_a_diverging_fit_stops_at_once(subset):

@@ -24,6 +24,12 @@ def atomic_write_bytes(path, write) -> None:
         raise
 
 
+def copy_file(source, path) -> None:
+    with open(source, "rb") as handle:
+        content = handle.read()
+    atomic_write_bytes(path, lambda out: out.write(content))
+
+
 def write_text(path, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
 

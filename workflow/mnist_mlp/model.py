@@ -33,3 +33,40 @@ class MLP(nn.Module):
     def linear_layers(self) -> list[nn.Linear]:
         """The three weight layers, input side first."""
         return [self.layers.hidden1, self.layers.hidden2, self.layers.output]
+
+
+ARCHITECTURE_KEYS = ("Nh1", "Nh2", "dropout")
+
+
+def save_model(path, module: MLP, config: dict, metrics: dict | None = None) -> None:
+    """One file with the state dict, the architecture and the configuration (and optionally
+    the metrics it was saved with); ``load_model`` rebuilds the network from it alone."""
+    import io
+
+    import torch
+
+    from .io import atomic_write_bytes
+
+    checkpoint = {
+        "format": "mnist_mlp/1",
+        "architecture": {key: config[key] for key in ARCHITECTURE_KEYS},
+        "config": dict(config),
+        "metrics": dict(metrics or {}),
+        "state_dict": {key: value.cpu() for key, value in module.state_dict().items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def load_model(path, device="cpu") -> tuple[MLP, dict]:
+    """Load a model saved by ``save_model`` (``model.pt`` of a retrained configuration, or
+    ``winning_net.dat``): returns the network in eval mode and the checkpoint's other entries
+    (architecture, config, metrics)."""
+    import torch
+
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    architecture = checkpoint["architecture"]
+    module = MLP(architecture["Nh1"], architecture["Nh2"], architecture["dropout"])
+    module.load_state_dict(checkpoint.pop("state_dict"))
+    return module.to(device).eval(), checkpoint

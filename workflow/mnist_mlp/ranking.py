@@ -18,12 +18,17 @@ def _to_tsv(table: pd.DataFrame) -> str:
     return table.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="NaN")
 
 
+def write_table(table, path) -> None:
+    """A TSV of a DataFrame or of a list of dicts, floats with ``FLOAT_FORMAT``, NaN as NaN."""
+    write_text(path, _to_tsv(pd.DataFrame(table)))
+
+
 def configs_table(configs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(configs, columns=["config_id", *HYPERPARAMETERS]).sort_values("config_id")
 
 
 def write_configs_table(configs: list[dict], path) -> None:
-    write_text(path, _to_tsv(configs_table(configs)))
+    write_table(configs_table(configs), path)
 
 
 def build_ranking(cv_results: list[dict]) -> pd.DataFrame:
@@ -53,14 +58,15 @@ def write_ranking(table: pd.DataFrame, tsv, scores_dat, params_dat) -> None:
     """``ranking.tsv`` and the report's two files: ``sorted_scores.dat`` (the mean held-out
     loss, one line per configuration, best first) and ``sorted_params.dat`` (the configuration
     of the same line, as JSON)."""
-    write_text(tsv, _to_tsv(table))
+    write_table(table, tsv)
     write_text(scores_dat, "".join(f"{FLOAT_FORMAT % loss}\n" for loss in table["mean_loss"]))
     records = table[["config_id", *HYPERPARAMETERS]].to_dict("records")
     lines = [json.dumps(record) for record in records]
     write_text(params_dat, "\n".join(lines) + "\n")
 
 
-def read_ranking(path) -> pd.DataFrame:
+def read_table(path) -> pd.DataFrame:
+    """A TSV written by ``write_table``."""
     return pd.read_csv(path, sep="\t")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 
 from .data import N_CLASSES
 from .errors import TrainingDiverged, UserFacingError
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 VALID_FRACTION = 0.2
 # Evaluation needs no gradients, so it runs in larger batches than training.
 EVAL_BATCH_SIZE = 4096
-_FOLD_STREAM, _FIT_STREAM = 2, 3  # random streams derived from the seed, apart from the sampler's
+# Random streams derived from the seed, apart from the sampler's (1).
+_FOLD_STREAM, _FIT_STREAM, _RETRAIN_STREAM = 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ def configure_torch(threads: int, device: str = "auto") -> str:
     return device
 
 
-def derived_seed(seed: int, *stream: int) -> int:
-    """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, config, fold)."""
-    return int(np.random.SeedSequence(seed, spawn_key=stream).generate_state(1)[0])
+def derived_seed(seed: int, *stream: int | str) -> int:
+    """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, config id, fold)."""
+    key = tuple(zlib.crc32(part.encode()) if isinstance(part, str) else part for part in stream)
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
 
 
 class TensorBatches:
@@ -140,13 +144,26 @@ class EpochLog(Callback):
         )
 
 
-def make_classifier(params: dict, settings: TrainingSettings, log_prefix: str = ""):
+def make_classifier(
+    params: dict, settings: TrainingSettings, log_prefix: str = "", monitor: Dataset | None = None
+):
     """The skorch classifier for one hyper-parameter configuration ``params`` (Nh1, Nh2,
-    dropout, optimizer, lr, L2)."""
+    dropout, optimizer, lr, L2).
+
+    With ``settings.patience`` it early-stops on a stratified internal validation split (the
+    search). Without, it trains for ``max_epochs`` and, given ``monitor``, reports loss and
+    accuracy on it after every epoch as ``valid_loss``/``valid_acc`` without learning from it
+    (the final retraining, as in the report).
+    """
     optimizer = getattr(torch.optim, params["optimizer"])
     callbacks = [StopOnDivergence(), EpochLog(log_prefix)]
     if settings.patience is not None:
         callbacks.insert(0, EarlyStopping(patience=settings.patience))
+        train_split = StratifiedHoldout(VALID_FRACTION, settings.seed)
+    elif monitor is not None:
+        train_split = predefined_split(monitor)
+    else:
+        train_split = None
     return NeuralNetClassifier(
         MLP,
         module__n_hidden1=int(params["Nh1"]),
@@ -162,11 +179,7 @@ def make_classifier(params: dict, settings: TrainingSettings, log_prefix: str = 
         iterator_train__shuffle=True,
         iterator_valid=TensorBatches,
         iterator_valid__batch_size=EVAL_BATCH_SIZE,
-        train_split=(
-            StratifiedHoldout(VALID_FRACTION, settings.seed)
-            if settings.patience is not None
-            else None
-        ),
+        train_split=train_split,
         callbacks=callbacks,
         callbacks__print_log=None,  # EpochLog writes the job's log instead
         classes=list(range(N_CLASSES)),
@@ -175,21 +188,34 @@ def make_classifier(params: dict, settings: TrainingSettings, log_prefix: str = 
     )
 
 
-def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy of predicted class probabilities; equals
-    ``-sklearn.metrics.log_loss`` scoring (``neg_log_loss``), clipped the same way."""
-    eps = np.finfo(probabilities.dtype).eps
-    picked = np.clip(probabilities[np.arange(len(labels)), labels], eps, 1.0)
-    return float(-np.mean(np.log(picked)))
+def evaluate(module: torch.nn.Module, X, y) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``module`` (in eval mode) on (X, y).
 
-
-def fit_and_score(params, settings, X_train, y_train, X_eval, y_eval, log_prefix=""):
-    """Fit one classifier and score it on held-out data.
-
-    Returns (net, record) where record holds loss, accuracy, epochs, seconds and status
-    ('ok' or 'diverged', the latter with NaN scores).
+    The one evaluation of the workflow: CV scores, retraining metrics and a reloaded model all
+    go through it, so a saved model reproduces its recorded figures exactly.
     """
-    net = make_classifier(params, settings, log_prefix)
+    module.eval()
+    logits = []
+    with torch.no_grad():
+        for start in range(0, len(X), EVAL_BATCH_SIZE):
+            logits.append(module(X[start : start + EVAL_BATCH_SIZE]).float())
+    logits = torch.cat(logits)
+    loss = torch.nn.functional.cross_entropy(logits, y, reduction="mean")
+    accuracy = (logits.argmax(dim=1) == y).double().mean()
+    return float(loss), float(accuracy)
+
+
+def fit_and_score(
+    params, settings, X_train, y_train, X_eval, y_eval, log_prefix="", monitor_eval=False
+):
+    """Fit one classifier and score it on (X_eval, y_eval).
+
+    With ``monitor_eval`` the evaluation data are also scored after every epoch (without early
+    stopping: ``settings.patience`` must be None). Returns (net, record) where record holds
+    loss, accuracy, epochs, seconds and status ('ok', or 'diverged' with NaN scores).
+    """
+    monitor = Dataset(X_eval, y_eval) if monitor_eval else None
+    net = make_classifier(params, settings, log_prefix, monitor=monitor)
     start = time.perf_counter()
     try:
         net.fit(X_train, y_train)
@@ -203,12 +229,16 @@ def fit_and_score(params, settings, X_train, y_train, X_eval, y_eval, log_prefix
             "seconds": time.perf_counter() - start,
         }
     seconds = time.perf_counter() - start
-    probabilities = net.predict_proba(X_eval)
-    labels = y_eval.cpu().numpy()
+    loss, accuracy = evaluate(net.module_, X_eval, y_eval)
+    if not math.isfinite(loss):
+        log.warning("%sheld-out loss is %s: recorded as diverged", log_prefix, loss)
+        loss, accuracy, status = math.nan, math.nan, "diverged"
+    else:
+        status = "ok"
     return net, {
-        "status": "ok",
-        "loss": log_loss(probabilities, labels),
-        "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        "status": status,
+        "loss": loss,
+        "accuracy": accuracy,
         "epochs": len(net.history),
         "seconds": seconds,
     }
@@ -219,14 +249,13 @@ def cross_validate_config(params: dict, settings: TrainingSettings, X, y, folds:
     the held-out log loss, as the report's search. Records every fold."""
     from sklearn.model_selection import StratifiedKFold
 
-    index = int(params["config_id"][1:])
     splitter = StratifiedKFold(
         n_splits=folds, shuffle=True, random_state=derived_seed(settings.seed, _FOLD_STREAM)
     )
     records = []
     labels = y.cpu().numpy()
     for fold, (train, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, index, fold))
+        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["config_id"], fold))
         train = torch.from_numpy(train).to(X.device)
         held_out = torch.from_numpy(held_out).to(X.device)
         _, record = fit_and_score(
@@ -258,3 +287,28 @@ def summarize_folds(params: dict, folds: list[dict]) -> dict:
         "mean_epochs": float(np.mean([f["epochs"] for f in folds])),
         "folds": folds,
     }
+
+
+def retrain_config(params: dict, settings: TrainingSettings, train, test):
+    """Train one configuration on the whole ``train`` part (X, y) for ``settings.max_epochs``,
+    scoring the ``test`` part after every epoch for monitoring only, as the report did.
+
+    Returns (module, record, history): the trained ``MLP``, the final test loss/accuracy record
+    of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
+    """
+    if settings.patience is not None:
+        raise ValueError("retraining runs for a fixed number of epochs: patience must be None")
+    torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["config_id"]))
+    net, record = fit_and_score(params, settings, *train, *test, monitor_eval=True)
+    history = [
+        {
+            "epoch": row["epoch"],
+            "train_loss": row["train_loss"],
+            "test_loss": row.get("valid_loss", math.nan),
+            "test_accuracy": row.get("valid_acc", math.nan),
+            "seconds": row["dur"],
+        }
+        for row in net.history
+        if "train_loss" in row  # a diverged epoch ends before it is scored
+    ]
+    return net.module_, record, history

@@ -8,8 +8,9 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 
 from mnist_mlp.config import ConfigError, check_config
-from mnist_mlp.io import read_json
-from mnist_mlp.ranking import write_configs_table
+from mnist_mlp.final import REFERENCE_PREFIX, is_reference, reference_id
+from mnist_mlp.io import read_json, write_json
+from mnist_mlp.ranking import read_table, write_configs_table
 from mnist_mlp.sampling import (
     CONFIG_ID_PATTERN,
     config_ids,
@@ -28,10 +29,12 @@ MNIST = "results/data/mnist.npz"
 TRAIN_INDICES = "results/data/split/train_indices.npy"
 TEST_INDICES = "results/data/split/test_indices.npy"
 CONFIG_IDS = config_ids(config["search"]["n_configs"])
+REFERENCE_IDS = [reference_id(name) for name in config["final"]["reference_configs"]]
+FIGURE_LAYERS = ("layer1", "layer2", "output")
 
 
 wildcard_constraints:
-    config_id=CONFIG_ID_PATTERN,
+    config_id=f"{CONFIG_ID_PATTERN}|{REFERENCE_PREFIX}[A-Za-z0-9_]+",
 
 
 def training_params(section):
@@ -42,6 +45,8 @@ def training_params(section):
     if section == "search":
         keys = ("folds", "patience", "max_epochs", "batch_size")
         return shared | {key: search[key] for key in keys}
+    if section == "final":
+        return shared | {"batch_size": search["batch_size"], "epochs": config["final"]["epochs"]}
     raise ValueError(f"unknown training section {section}")
 
 
@@ -52,4 +57,51 @@ def search_outputs():
         "results/search/sorted_scores.dat",
         "results/search/sorted_params.dat",
         "results/search/search_overview.png",
+    ]
+
+
+def retrained_ids(wildcards=None):
+    """The final.top_k best configurations of the search that did not diverge, then the
+    reference configurations. Known once the ranking exists (rank_configs is a checkpoint)."""
+    ranking = read_table(checkpoints.rank_configs.get().output.ranking)
+    finite = ranking[ranking["status"] == "ok"]
+    return finite["config_id"].head(config["final"]["top_k"]).tolist() + REFERENCE_IDS
+
+
+def retrained(name):
+    """Input function: one file per retrained configuration (model.pt, metrics.json, ...)."""
+    return lambda wildcards: [f"results/final/{cid}/{name}" for cid in retrained_ids()]
+
+
+def config_json(wildcards):
+    """A configuration's JSON: sampled by the search, or a reference from the config."""
+    if is_reference(wildcards.config_id):
+        return f"results/final/reference_configs/{wildcards.config_id}.json"
+    return f"results/search/configs/{wildcards.config_id}.json"
+
+
+def retrained_config_jsons(wildcards):
+    return [config_json(type("Wildcards", (), {"config_id": cid})) for cid in retrained_ids()]
+
+
+def figure_params():
+    figures = config["figures"]
+    return {
+        "n_neurons": figures["n_neurons"],
+        "output_neurons": figures["output_neurons"],
+        "steps": figures["ascent_steps"],
+        "step_size": figures["ascent_step_size"],
+        "start": figures["ascent_start"],
+    }
+
+
+def final_outputs():
+    return [
+        "results/final/summary.tsv",
+        "results/winner/winner.json",
+        "results/winner/winning_net.dat",
+        "results/figures/learning_curves.png",
+        "results/figures/gradient_ascent.json",
+        *expand("results/figures/receptive_fields_{layer}.png", layer=FIGURE_LAYERS),
+        *expand("results/figures/gradient_ascent_{layer}.png", layer=FIGURE_LAYERS),
     ]

@@ -53,7 +53,7 @@ rule cross_validate:
         "../scripts/cross_validate.py"
 
 
-rule rank_configs:
+checkpoint rank_configs:
     input:
         expand("results/search/cv/{config_id}.json", config_id=CONFIG_IDS),
     output:

@@ -1,0 +1,151 @@
+"""What the winning network's neurons respond to: receptive fields and gradient-ascent images,
+and the learning curves of the retrained networks."""
+
+from __future__ import annotations
+
+import io as _bytes_io
+import math
+
+import numpy as np
+import torch
+
+from .io import atomic_write_bytes
+
+LAYERS = ("layer1", "layer2", "output")
+# Number of modules of MLP.layers up to and including each layer's Linear: the neuron's
+# activation is that Linear's output (pre-activation; LeakyReLU is monotonic, so it has the same
+# maximiser and a gradient that does not shrink by 100 on the negative side).
+_DEPTH = {"layer1": 1, "layer2": 4, "output": 7}
+FIGURE_DPI = 100
+
+
+def receptive_fields(module) -> dict[str, np.ndarray]:
+    """Each layer's neurons as linear filters of the image, rows of shape (784,): layer 1 its
+    weights W1; deeper layers the product of the weight matrices (W2·W1, W3·W2·W1), which is
+    what the neuron sees when the nonlinearities are taken as the identity."""
+    w1, w2, w3 = (layer.weight.detach().double().cpu() for layer in module.linear_layers())
+    return {
+        "layer1": w1.numpy(),
+        "layer2": (w2 @ w1).numpy(),
+        "output": (w3 @ w2 @ w1).numpy(),
+    }
+
+
+def activation(module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Activations (pre-nonlinearity) of every neuron of ``layer`` for the images ``x``."""
+    return module.layers[: _DEPTH[layer]](x)
+
+
+def gradient_ascent(module, layer, neurons, steps, step_size, start):
+    """Images that maximise each neuron of ``neurons`` in ``layer``: ``x += step_size * grad``,
+    then clamp to [0, 1], ``steps`` times from a uniform image of value ``start``, with the
+    network in eval mode (no dropout).
+
+    Returns (images (n, 784), trace (steps + 1, n)): for each neuron the image with the highest
+    activation seen (the last one whenever the ascent never went down, as for layer 1, where
+    the objective is linear), and its activation after every step.
+    """
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    neurons = torch.as_tensor(list(neurons))
+    rows = torch.arange(len(neurons))
+    x = torch.full((len(neurons), 784), float(start), requires_grad=True)
+    trace, best, best_value = [], x.detach().clone(), torch.full((len(neurons),), -math.inf)
+    for step in range(steps + 1):
+        value = activation(module, layer, x)[rows, neurons]
+        trace.append(value.detach().clone())
+        with torch.no_grad():
+            improved = value >= best_value
+            best[improved], best_value[improved] = x[improved], value[improved]
+        if step == steps:
+            break
+        (gradient,) = torch.autograd.grad(value.sum(), x)  # rows are independent images
+        with torch.no_grad():
+            x += step_size * gradient
+            x.clamp_(0.0, 1.0)
+    for parameter in module.parameters():
+        parameter.requires_grad_(True)
+    return best.numpy(), torch.stack(trace).numpy()
+
+
+def box_maximiser(weights: np.ndarray) -> np.ndarray:
+    """The exact maximiser over [0, 1]^784 of a layer-1 neuron w·x + b: 1 where w > 0, else 0."""
+    return (weights > 0).astype(np.float64)
+
+
+def neuron_indices(layer: str, n_hidden: int, n_output: int, width: int) -> list[int]:
+    """The first ``n_hidden`` neurons of a hidden layer, or the first ``n_output`` outputs."""
+    return list(range(min(n_output if layer == "output" else n_hidden, width)))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    _plt().close(fig)
+    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def plot_neuron_grids(panels, path, title: str) -> None:
+    """One figure of side-by-side grids of 28×28 images, five to a row.
+
+    ``panels``: list of (images (n, 784), labels, panel title, kind). kind "weights": diverging
+    colour map centred on zero, positive red, negative blue, each image on its own symmetric
+    scale; kind "image": grey scale on [0, 1], black 0, white 1.
+    """
+    plt = _plt()
+    n_cols, panel_width, row_height, header = 5, 5.0, 1.05, 0.9
+    n_rows = max(math.ceil(len(images) / n_cols) for images, *_ in panels)
+    width, height = panel_width * len(panels), row_height * n_rows + header
+    fig = plt.figure(figsize=(width, height))
+    fig.text(0.5, 1 - 0.22 / height, title, ha="center", va="top", fontsize=10, wrap=True)
+    for index, (images, labels, panel_title, kind) in enumerate(panels):
+        left, right = (index + 0.03) / len(panels), (index + 0.97) / len(panels)
+        top = 1 - header / height
+        grid = fig.add_gridspec(
+            n_rows, n_cols, left=left, right=right, top=top, bottom=0.01, hspace=0.3, wspace=0.1
+        )
+        fig.text((left + right) / 2, top + 0.3 / height, panel_title, ha="center", fontsize=10)
+        for cell, (image, label) in enumerate(zip(images, labels, strict=True)):
+            ax = fig.add_subplot(grid[cell // n_cols, cell % n_cols])
+            ax.set_axis_off()
+            if kind == "weights":
+                scale = float(np.abs(image).max()) or 1.0
+                ax.imshow(image.reshape(28, 28), cmap="bwr", vmin=-scale, vmax=scale)
+            else:
+                ax.imshow(image.reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_title(label, fontsize=7, pad=2)
+    _save(fig, path)
+
+
+def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) -> None:
+    """Test accuracy and losses per epoch of every retrained configuration."""
+    plt = _plt()
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for cid, rows in sorted(histories.items()):
+        epochs = [row["epoch"] for row in rows]
+        style = {"lw": 2.2 if cid == winner else 1.0, "ls": "--" if cid.startswith("ref_") else "-"}
+        label = cid + (" (winner)" if cid == winner else "")
+        (line,) = acc_ax.plot(epochs, [row["test_accuracy"] for row in rows], label=label, **style)
+        loss_ax.plot(epochs, [row["test_loss"] for row in rows], color=line.get_color(), **style)
+        loss_ax.plot(
+            epochs, [row["train_loss"] for row in rows], color=line.get_color(), lw=0.6, alpha=0.6
+        )
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("accuracy on the 15 % test part")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("cross-entropy: test (bold), train (thin)")
+    loss_ax.set_yscale("log")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(True, alpha=0.3)
+    acc_ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)

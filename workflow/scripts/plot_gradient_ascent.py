@@ -1,0 +1,51 @@
+"""Rule plot_gradient_ascent: images that maximise each of the winner's neurons."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
+
+from mnist_mlp import figures
+from mnist_mlp.io import write_json
+from mnist_mlp.jobs import start_job
+from mnist_mlp.model import load_model
+
+start_job(snakemake.log[0])
+params = snakemake.params
+module, checkpoint = load_model(snakemake.input.model)
+fields = figures.receptive_fields(module)
+cid = checkpoint["config"]["config_id"]
+stats = {}
+for layer in figures.LAYERS:
+    neurons = figures.neuron_indices(
+        layer, params.n_neurons, params.output_neurons, len(fields[layer])
+    )
+    images, trace = figures.gradient_ascent(
+        module, layer, neurons, params.steps, params.step_size, params.start
+    )
+    labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, trace[-1], strict=True)]
+    panels = [(images, labels, f"{layer}: gradient ascent", "image")]
+    stats[layer] = {
+        "neurons": neurons,
+        "activation_start": trace[0].tolist(),
+        "activation_end": trace[-1].tolist(),
+        "largest_decrease": float(max(0.0, -(trace[1:] - trace[:-1]).min())),
+    }
+    if layer == "layer1":
+        exact = figures.box_maximiser(fields[layer][neurons])
+        panels.append((exact, [f"{n}" for n in neurons], "layer1: exact box maximiser", "image"))
+        weights = abs(fields[layer][neurons])
+        # pixels that are 0 in every training image keep a weight of ~0 (decayed): their
+        # maximiser is undetermined and the ascent leaves them at the start value
+        matters = weights > 1e-6 * weights.max(axis=1, keepdims=True)
+        stats[layer]["pixels_equal_to_box_maximiser"] = float((images == exact).mean())
+        stats[layer]["pixels_equal_where_weight_matters"] = float((images == exact)[matters].mean())
+    figures.plot_neuron_grids(
+        panels,
+        snakemake.output[layer],
+        f"Inputs in [0, 1] maximising each neuron of {cid}: {params.steps} steps "
+        f"x += {params.step_size:g}·grad from {params.start:g}; activation reached above each",
+    )
+    logging.info("%s: %s", layer, stats[layer])
+write_json(snakemake.output.stats, stats)
