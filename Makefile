@@ -1,6 +1,7 @@
 # The two commands of the README, each doing its own set-up on a fresh machine:
 #   make run  [ARGS="--config mnist_dir=../shared/data/mnist ..."]   runs the workflow
 #   make test [PYTEST_ARGS="-m 'not slow'"]                          runs the test suite
+#   make bench                                                       training speed figures
 
 PYTHON3 ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ CORES ?= 4
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint report clean
+.PHONY: run test bench lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON3) -m venv $(VENV)
@@ -22,6 +23,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PYTHON) bench/training_speed.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PYTHON) -m snakemake --lint

@@ -1,7 +1,7 @@
 import shutil
 
 import pytest
-from conftest import REPO, default_config, merged, run_snakemake, write_config
+from conftest import REPO, default_config, merged, run_snakemake
 from snakemake.utils import validate
 
 from mnist_mlp.config import ConfigError, check_config
@@ -42,14 +42,6 @@ def test_check_config_names_the_key(overrides, message):
 def test_the_schema_rejects_wrong_values(overrides, key):
     with pytest.raises(Exception, match=key):
         validate(merged(default_config(), overrides), SCHEMA)
-
-
-def test_snakemake_stops_on_a_bad_config_before_any_job(tmp_path):
-    configfile = write_config(tmp_path / "bad.yaml", {"search": {"Nh1": [600, 50]}})
-    result = run_snakemake(tmp_path, configfile, check=False)
-    assert result.returncode != 0
-    assert "config key search.Nh1" in result.stderr + result.stdout
-    assert not (tmp_path / "results").exists()
 
 
 def test_env_file_pins_match_requirements():

@@ -11,6 +11,7 @@ from mnist_mlp.data import load_part
 from mnist_mlp.final import select_winner
 from mnist_mlp.io import read_json
 from mnist_mlp.model import MLP, load_model
+from mnist_mlp.plotting import FIGURE_DPI
 from mnist_mlp.training import evaluate
 
 RETRAINED = ["c0000", "c0001", "ref_report_winner"]  # the tiny run: top 2 + the reference
@@ -152,8 +153,8 @@ def test_neuron_figures_have_the_right_size_and_are_not_blank(tiny_run, name, pa
 
     image = matplotlib.image.imread(tiny_run[0] / f"results/figures/{name}.png")
     height, width = image.shape[:2]
-    assert width == round(figures.FIGURE_DPI * 5.0 * panels)
-    assert height == round(figures.FIGURE_DPI * (1.05 * rows + 0.9))
+    assert width == round(FIGURE_DPI * 5.0 * panels)
+    assert height == round(FIGURE_DPI * (1.05 * rows + 0.9))
     assert image[..., :3].std() > 0.1
 
 

@@ -14,6 +14,22 @@ class ConfigError(ValueError):
     pass
 
 
+def schema_errors(config: dict, schema_path) -> list[str]:
+    """Every violation of the JSON schema, as "config key a.b: what is wrong" lines."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        allowed = error.schema.get("description", "")
+        lines.append(f"config key {key}: {error.message}" + (f" ({allowed})" if allowed else ""))
+    return lines
+
+
 def _range(config: dict, section: str, key: str) -> None:
     low, high = config[section][key]
     if low > high:

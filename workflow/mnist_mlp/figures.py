@@ -3,20 +3,18 @@ and the learning curves of the retrained networks."""
 
 from __future__ import annotations
 
-import io as _bytes_io
 import math
 
 import numpy as np
 import torch
 
-from .io import atomic_write_bytes
+from .plotting import pyplot, save_png
 
 LAYERS = ("layer1", "layer2", "output")
 # Number of modules of MLP.layers up to and including each layer's Linear: the neuron's
 # activation is that Linear's output (pre-activation; LeakyReLU is monotonic, so it has the same
 # maximiser and a gradient that does not shrink by 100 on the negative side).
 _DEPTH = {"layer1": 1, "layer2": 4, "output": 7}
-FIGURE_DPI = 100
 
 
 def receptive_fields(module) -> dict[str, np.ndarray]:
@@ -79,22 +77,6 @@ def neuron_indices(layer: str, n_hidden: int, n_output: int, width: int) -> list
     return list(range(min(n_output if layer == "output" else n_hidden, width)))
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> None:
-    buffer = _bytes_io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
-    _plt().close(fig)
-    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
-
-
 def plot_neuron_grids(panels, path, title: str) -> None:
     """One figure of side-by-side grids of 28×28 images, five to a row.
 
@@ -102,7 +84,7 @@ def plot_neuron_grids(panels, path, title: str) -> None:
     colour map centred on zero, positive red, negative blue, each image on its own symmetric
     scale; kind "image": grey scale on [0, 1], black 0, white 1.
     """
-    plt = _plt()
+    plt = pyplot()
     n_cols, panel_width, row_height, header = 5, 5.0, 1.05, 0.9
     n_rows = max(math.ceil(len(images) / n_cols) for images, *_ in panels)
     width, height = panel_width * len(panels), row_height * n_rows + header
@@ -124,12 +106,12 @@ def plot_neuron_grids(panels, path, title: str) -> None:
             else:
                 ax.imshow(image.reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
             ax.set_title(label, fontsize=7, pad=2)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) -> None:
     """Test accuracy and losses per epoch of every retrained configuration."""
-    plt = _plt()
+    plt = pyplot()
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for cid, rows in sorted(histories.items()):
         epochs = [row["epoch"] for row in rows]
@@ -148,4 +130,4 @@ def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) ->
     for ax in (acc_ax, loss_ax):
         ax.grid(True, alpha=0.3)
     acc_ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    save_png(fig, path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io as _bytes_io
 import json
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_bytes, write_text
+from .io import write_text
+from .plotting import pyplot, save_png
 from .sampling import HYPERPARAMETERS
 
 FLOAT_FORMAT = "%.8g"  # enough digits to tell configurations apart, stable across runs
@@ -72,11 +72,7 @@ def read_table(path) -> pd.DataFrame:
 
 def plot_search(table: pd.DataFrame, path) -> None:
     """Mean held-out loss against learning rate and against Nh1, coloured by optimizer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     finite = table[np.isfinite(table["mean_loss"])]
     diverged = len(table) - len(finite)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True, constrained_layout=True)
@@ -95,7 +91,4 @@ def plot_search(table: pd.DataFrame, path) -> None:
         f"Random search: {len(finite)} configurations"
         + (f" ({diverged} diverged, not shown)" if diverged else "")
     )
-    buffer = _bytes_io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+    save_png(fig, path, dpi=120)

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 # The workflow's logic is the mnist_mlp package beside the rules; the rule scripts import it too.
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 
-from mnist_mlp.config import ConfigError, check_config
+from mnist_mlp.config import ConfigError, check_config, schema_errors
 from mnist_mlp.final import REFERENCE_PREFIX, is_reference, reference_id
 from mnist_mlp.io import read_json, write_json
 from mnist_mlp.ranking import read_table, write_configs_table
@@ -18,11 +18,16 @@ from mnist_mlp.sampling import (
     write_sampled_config,
 )
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 try:
+    validate(config, schema=str(SCHEMA))
     check_config(config)
-except ConfigError as error:
-    raise WorkflowError(f"{error}. Fix config.yaml or the --config value.") from None
+except (WorkflowError, ConfigError) as error:
+    # snakemake's validation message buries the key in a schema dump: name it instead
+    problems = schema_errors(config, SCHEMA) or [str(error)]
+    raise WorkflowError(
+        "invalid configuration:\n  " + "\n  ".join(problems) + "\nFix config.yaml or --config."
+    ) from None
 
 ENV = "../../envs/mnist_mlp.yaml"
 MNIST = "results/data/mnist.npz"
@@ -31,6 +36,10 @@ TEST_INDICES = "results/data/split/test_indices.npy"
 CONFIG_IDS = config_ids(config["search"]["n_configs"])
 REFERENCE_IDS = [reference_id(name) for name in config["final"]["reference_configs"]]
 FIGURE_LAYERS = ("layer1", "layer2", "output")
+# Training jobs claim Snakemake's gpu resource only when a GPU is asked for by name, so that
+# `--resources gpu=1` shares one GPU and a SLURM profile requests one, while `device: auto`
+# on a machine without a GPU asks for none.
+GPUS_PER_TRAINING_JOB = 1 if config["device"].startswith("cuda") else 0
 
 
 wildcard_constraints:
@@ -73,15 +82,19 @@ def retrained(name):
     return lambda wildcards: [f"results/final/{cid}/{name}" for cid in retrained_ids()]
 
 
-def config_json(wildcards):
+def config_json_path(config_id):
     """A configuration's JSON: sampled by the search, or a reference from the config."""
-    if is_reference(wildcards.config_id):
-        return f"results/final/reference_configs/{wildcards.config_id}.json"
-    return f"results/search/configs/{wildcards.config_id}.json"
+    if is_reference(config_id):
+        return f"results/final/reference_configs/{config_id}.json"
+    return f"results/search/configs/{config_id}.json"
+
+
+def config_json(wildcards):
+    return config_json_path(wildcards.config_id)
 
 
 def retrained_config_jsons(wildcards):
-    return [config_json(type("Wildcards", (), {"config_id": cid})) for cid in retrained_ids()]
+    return [config_json_path(cid) for cid in retrained_ids()]
 
 
 def figure_params():

@@ -1,3 +1,7 @@
+localrules:
+    download_mnist,  # compute nodes often have no internet access
+
+
 rule download_mnist:
     output:
         MNIST,

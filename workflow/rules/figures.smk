@@ -1,4 +1,6 @@
 localrules:
+    plot_receptive_fields,
+    plot_gradient_ascent,
     plot_learning_curves,
 
 

@@ -36,6 +36,7 @@ rule retrain:
     threads: 2
     resources:
         mem_mb=3000,
+        gpu=GPUS_PER_TRAINING_JOB,
         runtime=120,
     params:
         **training_params("final"),

@@ -46,6 +46,7 @@ rule cross_validate:
     threads: 1
     resources:
         mem_mb=2000,
+        gpu=GPUS_PER_TRAINING_JOB,
         runtime=240,
     params:
         **training_params("search"),

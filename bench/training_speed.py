@@ -1,0 +1,251 @@
+"""Training speed of the workflow against plain PyTorch and the machine's GEMM roofline.
+
+Run with ``make bench`` (``python bench/training_speed.py --help`` for the options). Prints, on
+the real MNIST, for the report's winner shape and a small shape: the sgemm roofline, a plain
+PyTorch loop, the workflow's CV training path (with the share of each epoch spent validating),
+two one-thread CV jobs at once against one, and a projection of the full protocol's core-hours.
+Ends with one line: ``cv_vs_plain=<ratio> roofline_share=<fraction> two_job_scaling=<ratio>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from skorch.callbacks import Callback  # noqa: E402
+
+from mnist_mlp import training  # noqa: E402
+from mnist_mlp.data import load_mnist, prepare_mnist, stratified_split  # noqa: E402
+from mnist_mlp.model import MLP  # noqa: E402
+from mnist_mlp.sampling import sample_config, search_space  # noqa: E402
+
+SHAPES = {"winner 532-195": (532, 195), "small 100-50": (100, 50)}
+FOLD_IMAGES = 38_250  # one CV training fold: 3/4 of the 85 % part of 60,000
+
+
+def flops_per_image(nh1: int, nh2: int) -> float:
+    """Multiply-adds x 2 of one forward pass, x 3 for forward + backward (two GEMMs each)."""
+    return 3 * 2 * (784 * nh1 + nh1 * nh2 + nh2 * 10)
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 20) -> float:
+    """Sustained float32 GEMM rate: the median of ``repeats`` 2048x2048 products."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def fold_tensors(mnist_path: Path):
+    mnist = load_mnist(mnist_path)
+    train, _ = stratified_split(mnist["train_labels"], 0.15, seed=0)
+    rows = train[:FOLD_IMAGES]
+    X = torch.from_numpy(mnist["train_images"][rows].reshape(-1, 784)).float().div_(255)
+    y = torch.from_numpy(mnist["train_labels"][rows].astype(np.int64))
+    return X, y
+
+
+def params_for(shape) -> dict:
+    nh1, nh2 = shape
+    return {
+        "config_id": "c0000",
+        "Nh1": nh1,
+        "Nh2": nh2,
+        "dropout": 0.477,
+        "optimizer": "Adam",
+        "lr": 1e-3,
+        "L2": 1.53e-6,
+    }
+
+
+def plain_loop(X, y, shape, epochs: int, batch_size: int = 128) -> list[float]:
+    """Images per second of each epoch but the first of a hand-written PyTorch loop: same
+    net, optimizer, batch size."""
+    torch.manual_seed(0)
+    params = params_for(shape)
+    model = MLP(params["Nh1"], params["Nh2"], params["dropout"])
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=params["lr"],
+        weight_decay=params["L2"],
+        **training.optimizer_options("Adam"),  # the same optimizer as the workflow's
+    )
+    criterion = torch.nn.CrossEntropyLoss()
+    rates = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(X))
+        Xs, ys = X[order], y[order]
+        for first in range(0, len(X), batch_size):
+            optimizer.zero_grad()
+            loss = criterion(model(Xs[first : first + batch_size]), ys[first : first + batch_size])
+            loss.backward()
+            optimizer.step()
+        rates.append(len(X) / (time.perf_counter() - start))
+    return rates[1:] if len(rates) > 1 else rates
+
+
+class _ValidationTimer(Callback):
+    """Times each epoch's validation pass: from its first batch to the end of the epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.valid_start = None
+
+    def on_batch_begin(self, net, training=None, **kwargs):
+        if not training and self.valid_start is None:
+            self.valid_start = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("valid_seconds", time.perf_counter() - self.valid_start)
+
+
+def workflow_path(X, y, shape, epochs: int) -> dict:
+    """The workflow's CV fit (skorch, early stopping on a 20 % internal split) for ``epochs``.
+
+    Returns, for each epoch but the first: training images/s (the epoch minus its validation
+    pass), whole-epoch images/s and the validation share of the epoch.
+    """
+    settings = training.TrainingSettings(max_epochs=epochs, batch_size=128, patience=1000, seed=0)
+    net = training.make_classifier(params_for(shape), settings)
+    net.callbacks.append(_ValidationTimer())
+    torch.manual_seed(0)
+    net.fit(X, y)
+    n_train = round(len(X) * (1 - training.VALID_FRACTION))
+    rows = net.history[1:] if len(net.history) > 1 else net.history
+    return {
+        "train_rate": [n_train / (r["dur"] - r["valid_seconds"]) for r in rows],
+        "epoch_rate": [n_train / r["dur"] for r in rows],
+        "valid_share": [r["valid_seconds"] / r["dur"] for r in rows],
+    }
+
+
+def compare(X, y, shape, epochs: int, rounds: int):
+    """Plain loop and workflow path measured in alternation, ``rounds`` times each, so that a
+    slow spell of a shared machine hits both alike; medians over all their epochs."""
+    plain, path = [], {"train_rate": [], "epoch_rate": [], "valid_share": []}
+    for _ in range(rounds):
+        plain += plain_loop(X, y, shape, epochs)
+        for key, values in workflow_path(X, y, shape, epochs).items():
+            path[key] += values
+    return statistics.median(plain), {key: statistics.median(v) for key, v in path.items()}
+
+
+def _one_job(args) -> float:
+    mnist_path, shape, epochs = args
+    torch.set_num_threads(1)
+    X, y = fold_tensors(mnist_path)
+    return statistics.median(workflow_path(X, y, shape, epochs)["epoch_rate"])
+
+
+def two_job_scaling(mnist_path: Path, shape, epochs: int) -> tuple[float, float]:
+    """(one job alone, two jobs at once summed) in images/s, one thread each."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        alone = pool.map(_one_job, [(mnist_path, shape, epochs)])[0]
+    with context.Pool(2) as pool:
+        together = sum(pool.map(_one_job, [(mnist_path, shape, epochs)] * 2))
+    return alone, together
+
+
+def projection(rate_per_thread_gflops: float, cv_epochs: int, config: dict) -> dict:
+    """Core-hours of the full default protocol from a measured per-thread GFLOP/s, for the 150
+    sampled shapes, assuming ``cv_epochs`` epochs per CV fit (early stopping) and 20 %
+    validation overhead, and final.epochs for the retraining of the top k (taken as the mean
+    shape)."""
+    search = config["search"]
+    space = search_space(search)
+    shapes = [sample_config(config["seed"], i, space) for i in range(search["n_configs"])]
+    fold_train = 60_000 * (1 - config["test_fraction"]) * (search["folds"] - 1) / search["folds"]
+    per_epoch = fold_train * (1 - training.VALID_FRACTION) * 1.2  # + validation forward passes
+    cv_flops = sum(
+        flops_per_image(s["Nh1"], s["Nh2"]) * per_epoch * cv_epochs * search["folds"]
+        for s in shapes
+    )
+    mean_flops = statistics.mean(flops_per_image(s["Nh1"], s["Nh2"]) for s in shapes)
+    final = config["final"]
+    final_flops = mean_flops * 60_000 * (1 - config["test_fraction"]) * final["epochs"]
+    final_flops *= final["top_k"] + len(final["reference_configs"])
+    seconds = (cv_flops + final_flops) / (rate_per_thread_gflops * 1e9)
+    return {
+        "cv_core_hours": cv_flops / (rate_per_thread_gflops * 1e9) / 3600,
+        "final_core_hours": final_flops / (rate_per_thread_gflops * 1e9) / 3600,
+        "total_core_hours": seconds / 3600,
+    }
+
+
+def main() -> None:
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of items 1-3")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (first dropped)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations plain/workflow")
+    parser.add_argument("--cv-epochs", type=int, default=35, help="assumed epochs per CV fit")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        mnist_path = Path(tmp) / "mnist.npz"
+        prepare_mnist(mnist_path, args.mnist_dir or None)
+        X, y = fold_tensors(mnist_path)
+        roofline = sgemm_gflops()
+        print(f"torch {torch.__version__}, {args.threads} threads, fold of {len(X)} images")
+        print(f"1. sgemm roofline (2048x2048): {roofline:.1f} GFLOP/s")
+        summary = {}
+        for name, shape in SHAPES.items():
+            flops = flops_per_image(*shape)
+            plain, path = compare(X, y, shape, args.epochs, args.rounds)
+            print(f"-- shape {name} ({flops / 1e6:.2f} MFLOP per training image)")
+            print(
+                f"2. plain PyTorch loop: {plain:,.0f} images/s, {plain * flops / 1e9:.1f} GFLOP/s"
+                f" ({plain * flops / 1e9 / roofline:.0%} of roofline)"
+            )
+            print(
+                f"3. workflow CV path: {path['train_rate']:,.0f} images/s training, "
+                f"{path['train_rate'] * flops / 1e9:.1f} GFLOP/s "
+                f"({path['train_rate'] * flops / 1e9 / roofline:.0%} of roofline); "
+                f"validation {path['valid_share']:.1%} of an epoch; "
+                f"{path['epoch_rate']:,.0f} training images/s over whole epochs"
+            )
+            summary[name] = (plain, path, flops)
+        winner_shape = SHAPES["winner 532-195"]
+        alone, together = two_job_scaling(mnist_path, winner_shape, args.epochs)
+        print(
+            f"4. one CV job, 1 thread: {alone:,.0f} images/s; two at once: {together:,.0f} "
+            f"images/s together ({together / alone:.2f}x)"
+        )
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        plain, path, flops = summary["winner 532-195"]
+        per_thread = alone * flops / 1e9
+        hours = projection(per_thread, args.cv_epochs, config)
+        print(
+            f"5. full default protocol at {per_thread:.1f} GFLOP/s per thread, "
+            f"{args.cv_epochs} epochs per CV fit: {hours['cv_core_hours']:.1f} core-hours search"
+            f" + {hours['final_core_hours']:.1f} retraining = "
+            f"{hours['total_core_hours']:.1f} core-hours"
+        )
+    ratio = path["train_rate"] / plain
+    share = path["train_rate"] * flops / 1e9 / roofline
+    scaling = together / alone
+    print(f"cv_vs_plain={ratio:.3f} roofline_share={share:.3f} two_job_scaling={scaling:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The workflow on a real single-node SLURM cluster (slurm/start_local_cluster.sh), through
+profiles/slurm: every non-local job must run as a SLURM job that sacct reports COMPLETED, and
+the results must equal those of a local run of the same configuration."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from mnist_mlp.io import read_json
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+ACCOUNT, PARTITION = "snaketest", "local"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """Start (or find running) the local cluster; skip, saying why, where that is impossible.
+    Under CI (CI=true) it must be possible: a skip there would hide a broken set-up."""
+    reason = None
+    if os.geteuid() != 0:
+        reason = "starting SLURM daemons needs root"
+    elif not shutil.which("slurmctld") or not shutil.which("sacct"):
+        reason = "SLURM is not installed (run slurm/install_local_cluster.sh as root)"
+    if reason is None:
+        started = subprocess.run(
+            ["bash", str(REPO / "slurm" / "start_local_cluster.sh")],
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            reason = f"the local SLURM cluster did not start:\n{started.stdout}{started.stderr}"
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SLURM test cannot run in CI: {reason}")
+        pytest.skip(reason)
+
+
+def test_the_tiny_run_on_slurm_matches_the_local_run(slurm_cluster, tiny_run, tmp_path):
+    local_dir, configfile = tiny_run
+    result = run_snakemake(
+        tmp_path,
+        configfile,
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--default-resources",
+        f"slurm_account={ACCOUNT}",
+        f"slurm_partition={PARTITION}",
+        # the plugin waits 40 s before its first sacct poll by default: too long for a test
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+    )
+    output = result.stdout + result.stderr
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    accounting = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--name", run_id, "-o", "JobID,State", "-S", "now-1days"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    states = dict(line.split("|") for line in accounting)
+    config = yaml.safe_load(configfile.read_text())
+    retrained = config["final"]["top_k"] + len(config["final"]["reference_configs"])
+    # split_train_test + one CV task per configuration + the retrainings; everything else is
+    # a local rule of the main process
+    expected = 1 + config["search"]["n_configs"] + retrained
+    assert len(states) == expected, states
+    assert set(states.values()) == {"COMPLETED"}, states
+    assert any("_" in job for job in states), "cross_validate was not a job array"
+
+    for path in ("results/search/ranking.tsv", "results/final/summary.tsv"):
+        assert (tmp_path / path).read_bytes() == (local_dir / path).read_bytes(), path
+    assert read_json(tmp_path / "results/winner/winner.json") == read_json(
+        local_dir / "results/winner/winner.json"
+    )
