@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, TINY, merged, run_snakemake, write_config
+from conftest import REPO, TINY, default_config, merged, run_snakemake, write_config
 
 from mnist_mlp.io import read_json
 from mnist_mlp.sampling import sample_config, search_space
@@ -32,7 +32,7 @@ BAD_VALUES = [
     ({"test_fraction": 0}, "test_fraction"),
     ({"test_fraction": 1.5}, "test_fraction"),
     ({"device": "tpu"}, "device"),
-    ({"unknown_key": 1}, "unknown_key"),
+    ({"unknown_key": 1}, "(top level): Additional properties are not allowed ('unknown_key'"),
     ({"search": {"n_configs": 0}}, "search.n_configs"),
     ({"search": {"n_configs": 2.5}}, "search.n_configs"),
     ({"search": {"folds": 1}}, "search.folds"),
@@ -114,14 +114,14 @@ def _start(workdir, configfile, *args):
     """Snakemake in its own process group, so that a kill takes its jobs with it."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     command += ["--directory", str(workdir), "--configfile", str(configfile), "--cores", "2"]
-    return subprocess.Popen(
-        [*command, *args],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with open(workdir / "first_run.log", "w") as log:  # a pipe nobody reads would block it
+        return subprocess.Popen(
+            [*command, *args],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _finished_cv(workdir):
@@ -130,15 +130,20 @@ def _finished_cv(workdir):
 
 def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, tmp_path):
     overrides = merged(TINY, {"mnist_dir": str(mnist_dir)})
-    overrides["search"] |= {"n_configs": 4, "max_epochs": 3}
+    overrides["search"] |= {"n_configs": 4, "max_epochs": 5}
     configfile = write_config(tmp_path / "config.yaml", overrides)
     first = _start(tmp_path, configfile, RANKING)
     deadline = time.time() + 600
     while not _finished_cv(tmp_path) and time.time() < deadline and first.poll() is None:
         time.sleep(0.5)
 
-    # Meanwhile, a second snakemake in the same directory is refused by Snakemake's lock.
+    # Meanwhile, a second snakemake in the same directory is refused: first because jobs of
+    # the first run are under way (their outputs are marked incomplete), and when told to
+    # rerun those, by Snakemake's lock.
     second = run_snakemake(tmp_path, configfile, RANKING, check=False)
+    assert second.returncode != 0
+    assert "Incomplete files" in second.stderr or "cannot be locked" in second.stderr
+    second = run_snakemake(tmp_path, configfile, RANKING, "--rerun-incomplete", check=False)
     assert second.returncode != 0
     assert "cannot be locked" in second.stdout + second.stderr
 
@@ -149,9 +154,10 @@ def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, t
     for path in finished:  # what is at an output path is complete
         assert read_json(tmp_path / "results/search/cv" / path)["status"] == "ok"
 
-    # A SIGKILL leaves the lock behind: --unlock, then the same command again.
+    # A SIGKILL leaves the lock and the markers of the killed jobs behind: --unlock, then the
+    # same command with --rerun-incomplete (as the README says).
     run_snakemake(tmp_path, configfile, "--unlock")
-    resumed = run_snakemake(tmp_path, configfile, RANKING)
+    resumed = run_snakemake(tmp_path, configfile, RANKING, "--rerun-incomplete")
     log = resumed.stdout + resumed.stderr
     reran = int(re.search(r"^cross_validate\s+(\d+)\s*$", log, re.MULTILINE).group(1))
     assert reran == 4 - len(finished)
@@ -175,12 +181,12 @@ def _diverging_seed(space, n_configs):
 
 
 def test_diverging_configs_rank_last_and_are_not_retrained(mnist_dir, tmp_path):
-    search = {"n_configs": 4, "optimizers": {"SGD": 0.5, "Adam": 0.5}, "log10_lr": [-3, 1.5]}
-    overrides = merged(TINY, {"mnist_dir": str(mnist_dir), "search": search})
-    overrides["final"] |= {"reference_configs": {}}
-    config = merged(yaml.safe_load((REPO / "config.yaml").read_text()), overrides)
-    seed, exploding = _diverging_seed(search_space(config["search"]), 4)
-    configfile = write_config(tmp_path / "config.yaml", {**overrides, "seed": seed})
+    search = {"n_configs": 4, "log10_lr": [-3, 1.5]}
+    config = merged(default_config(), merged(TINY, {"mnist_dir": str(mnist_dir), "search": search}))
+    config["search"]["optimizers"] = {"SGD": 0.5, "Adam": 0.5}  # replaced, not merged
+    config["final"]["reference_configs"] = {}
+    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 4)
+    configfile = write_config(tmp_path / "config.yaml", base=config)
     run_snakemake(tmp_path, configfile)  # the workflow finishes
     ranking = pd.read_csv(tmp_path / RANKING, sep="\t")
     diverged = ranking[ranking["status"] == "diverged"]

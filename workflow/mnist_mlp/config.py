@@ -25,7 +25,10 @@ def schema_errors(config: dict, schema_path) -> list[str]:
     lines = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-        allowed = error.schema.get("description", "")
+        # the description of the value's own schema says what is allowed; for a missing or
+        # unknown key the schema at hand is the enclosing object's, so it says nothing useful
+        own = error.validator not in ("required", "additionalProperties")
+        allowed = error.schema.get("description", "") if own else ""
         lines.append(f"config key {key}: {error.message}" + (f" ({allowed})" if allowed else ""))
     return lines
 

@@ -35,9 +35,9 @@ rule retrain:
         ENV
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
-        runtime=120,
+        runtime=60,
     params:
         **training_params("final"),
     script:

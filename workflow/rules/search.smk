@@ -47,7 +47,7 @@ rule cross_validate:
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
-        runtime=240,
+        runtime=60,
     params:
         **training_params("search"),
     script:

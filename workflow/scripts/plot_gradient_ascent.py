@@ -44,8 +44,7 @@ for layer in figures.LAYERS:
     figures.plot_neuron_grids(
         panels,
         snakemake.output[layer],
-        f"Inputs in [0, 1] maximising each neuron of {cid}: {params.steps} steps "
-        f"x += {params.step_size:g}·grad from {params.start:g}; activation reached above each",
+        f"{cid}: {params.steps} steps of x += {params.step_size:g}·grad, clamped to [0, 1]",
     )
     logging.info("%s: %s", layer, stats[layer])
 write_json(snakemake.output.stats, stats)
