@@ -73,12 +73,20 @@ def params_for(shape) -> dict:
     }
 
 
-def plain_loop(X, y, shape, epochs: int, batch_size: int = 128) -> list[float]:
+def torch_dropout_mlp(nh1, nh2, dropout):
+    """The workflow's network with torch's own nn.Dropout, to show what its Dropout saves."""
+    model = MLP(nh1, nh2, dropout)
+    model.layers.drop1 = torch.nn.Dropout(dropout)
+    model.layers.drop2 = torch.nn.Dropout(dropout)
+    return model
+
+
+def plain_loop(X, y, shape, epochs: int, batch_size: int = 128, net=MLP) -> list[float]:
     """Images per second of each epoch but the first of a hand-written PyTorch loop: same
     net, optimizer, batch size."""
     torch.manual_seed(0)
     params = params_for(shape)
-    model = MLP(params["Nh1"], params["Nh2"], params["dropout"])
+    model = net(params["Nh1"], params["Nh2"], params["dropout"])
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=params["lr"],
@@ -135,15 +143,26 @@ def workflow_path(X, y, shape, epochs: int) -> dict:
     }
 
 
-def compare(X, y, shape, epochs: int, rounds: int):
-    """Plain loop and workflow path measured in alternation, ``rounds`` times each, so that a
-    slow spell of a shared machine hits both alike; medians over all their epochs."""
-    plain, path = [], {"train_rate": [], "epoch_rate": [], "valid_share": []}
+def compare(X, y, shape, epochs: int, rounds: int) -> dict:
+    """Roofline, plain loop and workflow path measured back to back, ``rounds`` times, so that
+    each ratio compares figures taken within seconds of each other: on a shared machine a slow
+    spell can last longer than one measurement. Returns the medians over the rounds of the
+    rates and of the per-round ratios."""
+    rows = []
     for _ in range(rounds):
-        plain += plain_loop(X, y, shape, epochs)
-        for key, values in workflow_path(X, y, shape, epochs).items():
-            path[key] += values
-    return statistics.median(plain), {key: statistics.median(v) for key, v in path.items()}
+        roofline = sgemm_gflops()
+        plain = statistics.median(plain_loop(X, y, shape, epochs))
+        path = {key: statistics.median(v) for key, v in workflow_path(X, y, shape, epochs).items()}
+        rows.append(
+            {
+                "roofline": roofline,
+                "plain": plain,
+                **path,
+                "cv_vs_plain": path["train_rate"] / plain,
+                "roofline_share": path["train_rate"] * flops_per_image(*shape) / 1e9 / roofline,
+            }
+        )
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
 def _one_job(args) -> float:
@@ -195,8 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads of items 1-3")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit (first dropped)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations plain/workflow")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit (first dropped)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations plain/workflow")
     parser.add_argument("--cv-epochs", type=int, default=35, help="assumed epochs per CV fit")
     args = parser.parse_args()
 
@@ -205,26 +224,32 @@ def main() -> None:
         mnist_path = Path(tmp) / "mnist.npz"
         prepare_mnist(mnist_path, args.mnist_dir or None)
         X, y = fold_tensors(mnist_path)
-        roofline = sgemm_gflops()
         print(f"torch {torch.__version__}, {args.threads} threads, fold of {len(X)} images")
-        print(f"1. sgemm roofline (2048x2048): {roofline:.1f} GFLOP/s")
         summary = {}
         for name, shape in SHAPES.items():
             flops = flops_per_image(*shape)
-            plain, path = compare(X, y, shape, args.epochs, args.rounds)
+            m = compare(X, y, shape, args.epochs, args.rounds)
             print(f"-- shape {name} ({flops / 1e6:.2f} MFLOP per training image)")
+            print(f"1. sgemm roofline (2048x2048): {m['roofline']:.1f} GFLOP/s")
             print(
-                f"2. plain PyTorch loop: {plain:,.0f} images/s, {plain * flops / 1e9:.1f} GFLOP/s"
-                f" ({plain * flops / 1e9 / roofline:.0%} of roofline)"
+                f"2. plain PyTorch loop: {m['plain']:,.0f} images/s, "
+                f"{m['plain'] * flops / 1e9:.1f} GFLOP/s"
             )
             print(
-                f"3. workflow CV path: {path['train_rate']:,.0f} images/s training, "
-                f"{path['train_rate'] * flops / 1e9:.1f} GFLOP/s "
-                f"({path['train_rate'] * flops / 1e9 / roofline:.0%} of roofline); "
-                f"validation {path['valid_share']:.1%} of an epoch; "
-                f"{path['epoch_rate']:,.0f} training images/s over whole epochs"
+                f"3. workflow CV path: {m['train_rate']:,.0f} images/s training, "
+                f"{m['train_rate'] * flops / 1e9:.1f} GFLOP/s; "
+                f"validation {m['valid_share']:.1%} of an epoch; "
+                f"{m['epoch_rate']:,.0f} training images/s over whole epochs; "
+                f"{m['cv_vs_plain']:.3f}x the plain loop, {m['roofline_share']:.1%} of the roofline"
             )
-            summary[name] = (plain, path, flops)
+            torch_dropout = statistics.median(
+                plain_loop(X, y, shape, args.epochs, net=torch_dropout_mlp)
+            )
+            print(
+                f"   plain loop with torch.nn.Dropout: {torch_dropout:,.0f} images/s, "
+                f"{torch_dropout * flops / 1e9:.1f} GFLOP/s"
+            )
+            summary[name] = (m, flops)
         winner_shape = SHAPES["winner 532-195"]
         alone, together = two_job_scaling(mnist_path, winner_shape, args.epochs)
         print(
@@ -232,7 +257,7 @@ def main() -> None:
             f"images/s together ({together / alone:.2f}x)"
         )
         config = yaml.safe_load((REPO / "config.yaml").read_text())
-        plain, path, flops = summary["winner 532-195"]
+        m, flops = summary["winner 532-195"]
         per_thread = alone * flops / 1e9
         hours = projection(per_thread, args.cv_epochs, config)
         print(
@@ -241,9 +266,7 @@ def main() -> None:
             f" + {hours['final_core_hours']:.1f} retraining = "
             f"{hours['total_core_hours']:.1f} core-hours"
         )
-    ratio = path["train_rate"] / plain
-    share = path["train_rate"] * flops / 1e9 / roofline
-    scaling = together / alone
+    ratio, share, scaling = m["cv_vs_plain"], m["roofline_share"], together / alone
     print(f"cv_vs_plain={ratio:.3f} roofline_share={share:.3f} two_job_scaling={scaling:.3f}")
 
 

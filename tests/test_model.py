@@ -1,4 +1,6 @@
+import pytest
 import torch
+from torch import nn
 
 from mnist_mlp.model import MLP
 
@@ -9,8 +11,8 @@ def test_layers_and_shapes():
     assert tuple(hidden1.weight.shape) == (532, 784)
     assert tuple(hidden2.weight.shape) == (195, 532)
     assert tuple(output.weight.shape) == (10, 195)
-    kinds = [type(layer).__name__ for layer in net.layers]
-    assert kinds == ["Linear", "LeakyReLU", "Dropout"] * 2 + ["Linear"]
+    kinds = [nn.Linear, nn.LeakyReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert all(isinstance(layer, kind) for layer, kind in zip(net.layers, kinds, strict=True))
     assert net.layers.drop1.p == net.layers.drop2.p == 0.477
     assert sum(p.numel() for p in net.parameters()) == 784 * 532 + 532 + 532 * 195 + 195 + 1960
 
@@ -32,3 +34,13 @@ def test_dropout_is_active_only_in_training_mode():
     x = torch.rand(4, 784)
     assert not torch.equal(net.train()(x), net.train()(x))
     assert torch.equal(net.eval()(x), net.eval()(x))
+
+
+def test_dropout_zeroes_a_share_p_and_keeps_the_mean():
+    torch.manual_seed(0)
+    net = MLP(100, 80, dropout=0.3).train()
+    x = torch.ones(2000, 1000)
+    dropped = net.layers.drop1(x)
+    assert (dropped == 0).float().mean().item() == pytest.approx(0.3, abs=0.005)
+    assert dropped.mean().item() == pytest.approx(1.0, abs=0.01)  # scaled by 1 / (1 - p)
+    assert torch.equal(net.eval().layers.drop1(x), x)

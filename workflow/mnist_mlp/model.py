@@ -7,9 +7,24 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 from .data import N_CLASSES, N_PIXELS
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (zero each value with probability p, scale the rest by 1 / (1 - p)) with
+    its mask drawn as ``torch.rand(...) >= p`` on the CPU: there torch's ``bernoulli_`` took 28 %
+    of a training epoch of the report's winner shape (850 us per 128x532 mask, against 270 us).
+    Same distribution; on a GPU torch's fused kernel is kept."""
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or x.is_cuda:
+            return super().forward(x)
+        if self.p == 1:
+            return torch.zeros_like(x)
+        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
 
 
 class MLP(nn.Module):
@@ -19,10 +34,10 @@ class MLP(nn.Module):
             OrderedDict(
                 hidden1=nn.Linear(N_PIXELS, n_hidden1),
                 act1=nn.LeakyReLU(),
-                drop1=nn.Dropout(dropout),
+                drop1=Dropout(dropout),
                 hidden2=nn.Linear(n_hidden1, n_hidden2),
                 act2=nn.LeakyReLU(),
-                drop2=nn.Dropout(dropout),
+                drop2=Dropout(dropout),
                 output=nn.Linear(n_hidden2, N_CLASSES),
             )
         )
