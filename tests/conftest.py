@@ -53,6 +53,13 @@ def write_config(path: Path, overrides: dict | None = None, base: dict | None = 
     return path
 
 
+def variant(tiny_run, tmp_path: Path, overrides: dict) -> tuple[Path, Path]:
+    """The tiny run's working directory with a config changed by ``overrides``, for dry-runs."""
+    workdir, configfile = tiny_run
+    base = yaml.safe_load(configfile.read_text())
+    return workdir, write_config(tmp_path / "variant.yaml", overrides, base=base)
+
+
 def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True):
     """Run the repository's workflow with ``workdir`` as its working directory."""
     command = [
@@ -78,9 +85,9 @@ def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = Tru
     return result
 
 
-def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
+def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:
     """Jobs a dry-run plans, by rule (empty when nothing is left to do)."""
-    result = run_snakemake(workdir, configfile, "--dry-run")
+    result = run_snakemake(workdir, configfile, "--dry-run", *args)
     output = result.stdout + result.stderr
     if "Nothing to be done" in output:
         return {}

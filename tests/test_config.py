@@ -1,7 +1,7 @@
 import shutil
 
 import pytest
-from conftest import REPO, default_config, merged, run_snakemake
+from conftest import REPO, default_config, merged, planned_jobs, run_snakemake
 from snakemake.utils import validate
 
 from mnist_mlp.config import ConfigError, check_config
@@ -79,3 +79,39 @@ def test_code_style_is_clean():
         [sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_numbers_given_as_nested_command_line_strings_are_numbers():
+    """Snakemake hands `--config search="{n_configs: 8}"` over as {"n_configs": "8"}."""
+    from mnist_mlp.config import coerce_numbers, load_schema
+
+    config = merged(
+        default_config(),
+        {
+            "search": {"n_configs": "8", "log10_lr": ["-3", "-1.5"], "optimizers": {"Adam": "1"}},
+            "final": {"reference_configs": {"r": {"lr": "1e-3", "optimizer": "Adam"}}},
+            "mnist_dir": "123",
+        },
+    )
+    config["search"]["optimizers"] = {"Adam": "1"}
+    coerced = coerce_numbers(config, load_schema(SCHEMA))
+    assert coerced["search"]["n_configs"] == 8 and isinstance(coerced["search"]["n_configs"], int)
+    assert coerced["search"]["log10_lr"] == [-3.0, -1.5]
+    assert coerced["search"]["optimizers"] == {"Adam": 1.0}
+    assert coerced["final"]["reference_configs"]["r"]["lr"] == 1e-3
+    assert coerced["mnist_dir"] == "123"  # a string where the schema wants one
+    assert coerce_numbers({"search": {"n_configs": "many"}}, load_schema(SCHEMA)) == {
+        "search": {"n_configs": "many"}
+    }  # left for the schema to reject, naming the key
+
+
+def test_nested_command_line_overrides_reach_the_plan(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    jobs = planned_jobs(
+        tmp_path,
+        tmp_path / "config.yaml",
+        "--config",
+        "search={n_configs: 4, max_epochs: 3}",
+        "final={top_k: 2}",
+    )
+    assert jobs["sample_config"] == 4 and jobs["cross_validate"] == 4

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import default_config, planned_jobs, run_snakemake, write_config
+from conftest import default_config, planned_jobs, run_snakemake, variant
 
 from mnist_mlp import figures
 from mnist_mlp.data import load_part
@@ -167,26 +167,18 @@ def test_the_html_report_is_built(tiny_run):
         assert name in html
 
 
-def _variant(tiny_run, tmp_path, overrides):
-    import yaml
-
-    workdir, configfile = tiny_run
-    base = yaml.safe_load(configfile.read_text())
-    return workdir, write_config(tmp_path / "variant.yaml", overrides, base=base)
-
-
 def test_a_new_top_k_member_is_the_only_retrain(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"final": {"top_k": 3}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 3}}))
     assert jobs["retrain"] == 1
     assert not {"sample_config", "cross_validate", "rank_configs"} & set(jobs)
 
 
 def test_changing_the_epochs_retrains_all_but_searches_nothing(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"final": {"epochs": 3}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"epochs": 3}}))
     assert jobs["retrain"] == 3
     assert not {"sample_config", "cross_validate", "rank_configs"} & set(jobs)
 
 
 def test_changing_a_figure_setting_redraws_only_that_figure(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"figures": {"ascent_steps": 50}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"figures": {"ascent_steps": 50}}))
     assert jobs == {"plot_gradient_ascent": 1, "all": 1}

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, planned_jobs, write_config
+from conftest import REPO, planned_jobs, variant
 
 from mnist_mlp.io import read_json
 
@@ -65,18 +65,12 @@ def test_search_plot_is_a_real_picture(tiny_run):
     assert image[..., :3].std() > 0.05  # not blank
 
 
-def _variant(tiny_run, tmp_path, overrides):
-    workdir, configfile = tiny_run
-    base = __import__("yaml").safe_load(configfile.read_text())
-    return workdir, write_config(tmp_path / "variant.yaml", overrides, base=base)
-
-
 def test_after_a_complete_run_nothing_is_left_to_do(tiny_run):
     assert planned_jobs(*tiny_run) == {}
 
 
 def test_raising_n_configs_plans_only_the_new_config(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"search": {"n_configs": 4}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"n_configs": 4}}))
     upstream = {"download_mnist", "split_train_test", "sample_config", "cross_validate"}
     assert {rule: count for rule, count in jobs.items() if rule in upstream} == {
         "sample_config": 1,
@@ -96,19 +90,19 @@ def test_raising_n_configs_plans_only_the_new_config(tiny_run, tmp_path):
 
 
 def test_changing_a_final_value_plans_no_search_job(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"final": {"top_k": 1, "epochs": 5}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 1, "epochs": 5}}))
     assert "sample_config" not in jobs and "cross_validate" not in jobs
     assert "download_mnist" not in jobs and "split_train_test" not in jobs
 
 
 def test_changing_a_search_bound_resamples_and_reruns_cv(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"search": {"log10_lr": [-3, -1]}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"log10_lr": [-3, -1]}}))
     assert jobs["sample_config"] == 3 and jobs["cross_validate"] == 3
     assert "download_mnist" not in jobs and "split_train_test" not in jobs
 
 
 def test_changing_a_training_setting_reruns_cv_but_not_sampling(tiny_run, tmp_path):
-    jobs = planned_jobs(*_variant(tiny_run, tmp_path, {"search": {"patience": 3}}))
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"patience": 3}}))
     assert jobs["cross_validate"] == 3 and "sample_config" not in jobs
 
 

@@ -14,13 +14,51 @@ class ConfigError(ValueError):
     pass
 
 
-def schema_errors(config: dict, schema_path) -> list[str]:
-    """Every violation of the JSON schema, as "config key a.b: what is wrong" lines."""
-    import jsonschema
+def load_schema(schema_path) -> dict:
     import yaml
 
     with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+        return yaml.safe_load(handle)
+
+
+def coerce_numbers(value, schema: dict, root: dict | None = None):
+    """``value`` with numeric strings turned into numbers where ``schema`` expects a number.
+
+    Snakemake parses a nested ``--config`` value with YAML's BaseLoader, so in
+    ``--config search="{n_configs: 8}"`` the 8 arrives as the string "8"; a user means 8.
+    """
+    root = root or schema
+    if "$ref" in schema:  # the schema uses local references only: "#/$defs/name"
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    kind = schema.get("type")
+    if isinstance(value, str) and kind in ("integer", "number"):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if kind == "integer" and number.is_integer() else number
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            key: coerce_numbers(
+                item, properties.get(key, extra if isinstance(extra, dict) else {}), root
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce_numbers(item, schema["items"], root) for item in value]
+    return value
+
+
+def schema_errors(config: dict, schema_path) -> list[str]:
+    """Every violation of the JSON schema, as "config key a.b: what is wrong" lines."""
+    import jsonschema
+
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     lines = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):

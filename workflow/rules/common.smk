@@ -7,7 +7,13 @@ from snakemake.utils import validate
 # The workflow's logic is the mnist_mlp package beside the rules; the rule scripts import it too.
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 
-from mnist_mlp.config import ConfigError, check_config, schema_errors
+from mnist_mlp.config import (
+    ConfigError,
+    check_config,
+    coerce_numbers,
+    load_schema,
+    schema_errors,
+)
 from mnist_mlp.final import REFERENCE_PREFIX, is_reference, reference_id
 from mnist_mlp.io import read_json, write_json
 from mnist_mlp.ranking import read_table, write_configs_table
@@ -19,6 +25,7 @@ from mnist_mlp.sampling import (
 )
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+config.update(coerce_numbers(config, load_schema(SCHEMA)))
 try:
     validate(config, schema=str(SCHEMA))
     check_config(config)
