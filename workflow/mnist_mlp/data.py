@@ -162,13 +162,15 @@ def labels_to_tensor(labels: np.ndarray, device="cpu"):
     return torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
-def load_part(mnist_path, indices_path=None, device="cpu", official_test=False):
+def load_part(mnist, indices_path=None, device="cpu", official_test=False):
     """Images and labels of one part of MNIST as (X, y) tensors on ``device``.
 
-    ``indices_path`` (a saved index array) selects rows of the 60,000 training images;
-    ``official_test`` selects the official 10,000 test images instead.
+    ``mnist`` is the dataset artifact's path, or its arrays from ``load_mnist`` when a job takes
+    several parts (read the file once). ``indices_path`` (a saved index array) selects rows of
+    the 60,000 training images; ``official_test`` selects the official 10,000 test images.
     """
-    mnist = load_mnist(mnist_path)
+    if not isinstance(mnist, dict):
+        mnist = load_mnist(mnist)
     prefix = "test" if official_test else "train"
     images, labels = mnist[f"{prefix}_images"], mnist[f"{prefix}_labels"]
     if indices_path is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
 from mnist_mlp import training
-from mnist_mlp.data import load_part
+from mnist_mlp.data import load_mnist, load_part
 from mnist_mlp.final import final_metrics
 from mnist_mlp.io import read_json, write_json
 from mnist_mlp.jobs import start_job
@@ -16,9 +16,10 @@ from mnist_mlp.model import save_model
 from mnist_mlp.ranking import write_table
 
 start_job(snakemake.log[0])
-params, data = snakemake.params, snakemake.input.data
+params = snakemake.params
 device = training.configure_torch(snakemake.threads, params.device)
 config = read_json(snakemake.input.config)
+data = load_mnist(snakemake.input.data)  # read once, four parts taken from it
 train = load_part(data, snakemake.input.train, device)
 test = load_part(data, snakemake.input.test, device)
 logging.info("retraining %s for %d epochs on %s", config, params.epochs, device)
