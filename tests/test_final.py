@@ -87,6 +87,10 @@ def test_gradient_ascent_reaches_the_box_maximiser_of_a_layer1_neuron():
     assert images.min() >= 0 and images.max() <= 1
     best = module.layers.hidden1(torch.from_numpy(exact).float())[range(3), neurons]
     np.testing.assert_allclose(trace[-1], best.detach().numpy(), rtol=1e-4)
+    stats = figures.ascent_stats(images, trace, figures.receptive_fields(module)["layer1"][neurons])
+    assert stats["largest_decrease"] == 0.0
+    assert stats["pixels_equal_to_box_maximiser"] >= 0.99
+    assert stats["activation_reached"] == trace[-1].tolist()
 
 
 def test_deeper_gradient_ascent_raises_the_activation_within_the_box(tiny_run):
@@ -96,6 +100,8 @@ def test_deeper_gradient_ascent_raises_the_activation_within_the_box(tiny_run):
         assert images.min() >= 0 and images.max() <= 1
         reached = figures.activation(module, layer, torch.from_numpy(images))[range(3), [0, 1, 2]]
         np.testing.assert_allclose(reached.detach().numpy(), trace.max(axis=0), rtol=1e-5)
+        stats = figures.ascent_stats(images, trace)
+        np.testing.assert_allclose(stats["activation_reached"], reached.detach().numpy(), rtol=1e-5)
         assert (trace.max(axis=0) > trace[0]).all()
 
 

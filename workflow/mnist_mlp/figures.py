@@ -72,6 +72,26 @@ def box_maximiser(weights: np.ndarray) -> np.ndarray:
     return (weights > 0).astype(np.float64)
 
 
+def ascent_stats(images, trace, weights=None) -> dict:
+    """What an ascent reached, per neuron: the activation at the start and the best one (that
+    of the returned image), and the largest drop of any step (0 where it only climbed). Given
+    layer-1 ``weights``, also the share of pixels equal to the exact box maximiser, overall
+    and where the weight is not ~0: pixels black in every training image keep decayed ~0
+    weights, their maximiser is undetermined and the ascent leaves them at the start value."""
+    stats = {
+        "activation_start": trace[0].tolist(),
+        "activation_reached": trace.max(axis=0).tolist(),
+        "largest_decrease": float(max(0.0, -np.diff(trace, axis=0).min(initial=0.0))),
+    }
+    if weights is not None:
+        equal = images == box_maximiser(weights)
+        magnitude = np.abs(weights)
+        matters = magnitude > 1e-6 * magnitude.max(axis=1, keepdims=True)
+        stats["pixels_equal_to_box_maximiser"] = float(equal.mean())
+        stats["pixels_equal_where_weight_matters"] = float(equal[matters].mean())
+    return stats
+
+
 def neuron_indices(layer: str, n_hidden: int, n_output: int, width: int) -> list[int]:
     """The first ``n_hidden`` neurons of a hidden layer, or the first ``n_output`` outputs."""
     return list(range(min(n_output if layer == "output" else n_hidden, width)))

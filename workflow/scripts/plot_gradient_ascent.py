@@ -24,23 +24,14 @@ for layer in figures.LAYERS:
     images, trace = figures.gradient_ascent(
         module, layer, neurons, params.steps, params.step_size, params.start
     )
-    labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, trace[-1], strict=True)]
+    weights = fields[layer][neurons] if layer == "layer1" else None
+    stats[layer] = {"neurons": neurons, **figures.ascent_stats(images, trace, weights)}
+    reached = stats[layer]["activation_reached"]
+    labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, reached, strict=True)]
     panels = [(images, labels, f"{layer}: gradient ascent", "image")]
-    stats[layer] = {
-        "neurons": neurons,
-        "activation_start": trace[0].tolist(),
-        "activation_end": trace[-1].tolist(),
-        "largest_decrease": float(max(0.0, -(trace[1:] - trace[:-1]).min())),
-    }
-    if layer == "layer1":
-        exact = figures.box_maximiser(fields[layer][neurons])
+    if weights is not None:
+        exact = figures.box_maximiser(weights)
         panels.append((exact, [f"{n}" for n in neurons], "layer1: exact box maximiser", "image"))
-        weights = abs(fields[layer][neurons])
-        # pixels that are 0 in every training image keep a weight of ~0 (decayed): their
-        # maximiser is undetermined and the ascent leaves them at the start value
-        matters = weights > 1e-6 * weights.max(axis=1, keepdims=True)
-        stats[layer]["pixels_equal_to_box_maximiser"] = float((images == exact).mean())
-        stats[layer]["pixels_equal_where_weight_matters"] = float((images == exact)[matters].mean())
     figures.plot_neuron_grids(
         panels,
         snakemake.output[layer],

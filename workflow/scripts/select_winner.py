@@ -12,8 +12,8 @@ from mnist_mlp.jobs import start_job
 from mnist_mlp.ranking import read_table, write_table
 
 start_job(snakemake.log[0])
-metrics = {read_json(path)["config_id"]: read_json(path) for path in snakemake.input.metrics}
-configs = {read_json(path)["config_id"]: read_json(path) for path in snakemake.input.configs}
+metrics = {record["config_id"]: record for record in map(read_json, snakemake.input.metrics)}
+configs = {record["config_id"]: record for record in map(read_json, snakemake.input.configs)}
 table = select_winner(candidates_table(metrics, configs, read_table(snakemake.input.ranking)))
 write_table(table, snakemake.output.summary)
 winner = winner_record(table, configs, metrics)
