@@ -38,7 +38,7 @@ def flops_per_image(nh1: int, nh2: int) -> float:
     return 3 * 2 * (784 * nh1 + nh1 * nh2 + nh2 * 10)
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 20) -> float:
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """Sustained float32 GEMM rate: the median of ``repeats`` 2048x2048 products."""
     a, b = torch.rand(n, n), torch.rand(n, n)
     for _ in range(3):
@@ -81,9 +81,9 @@ def torch_dropout_mlp(nh1, nh2, dropout):
     return model
 
 
-def plain_loop(X, y, shape, epochs: int, batch_size: int = 128, net=MLP) -> list[float]:
-    """Images per second of each epoch but the first of a hand-written PyTorch loop: same
-    net, optimizer, batch size."""
+def plain_loop(X, y, shape, batch_size: int = 128, net=MLP):
+    """A hand-written PyTorch loop (same net, optimizer, batch size): returns a function that
+    trains one more epoch and returns its images per second."""
     torch.manual_seed(0)
     params = params_for(shape)
     model = net(params["Nh1"], params["Nh2"], params["dropout"])
@@ -94,8 +94,8 @@ def plain_loop(X, y, shape, epochs: int, batch_size: int = 128, net=MLP) -> list
         **training.optimizer_options("Adam"),  # the same optimizer as the workflow's
     )
     criterion = torch.nn.CrossEntropyLoss()
-    rates = []
-    for _ in range(epochs):
+
+    def epoch() -> float:
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(X))
@@ -105,8 +105,9 @@ def plain_loop(X, y, shape, epochs: int, batch_size: int = 128, net=MLP) -> list
             loss = criterion(model(Xs[first : first + batch_size]), ys[first : first + batch_size])
             loss.backward()
             optimizer.step()
-        rates.append(len(X) / (time.perf_counter() - start))
-    return rates[1:] if len(rates) > 1 else rates
+        return len(X) / (time.perf_counter() - start)
+
+    return epoch
 
 
 class _ValidationTimer(Callback):
@@ -123,43 +124,51 @@ class _ValidationTimer(Callback):
         net.history.record("valid_seconds", time.perf_counter() - self.valid_start)
 
 
-def workflow_path(X, y, shape, epochs: int) -> dict:
-    """The workflow's CV fit (skorch, early stopping on a 20 % internal split) for ``epochs``.
-
-    Returns, for each epoch but the first: training images/s (the epoch minus its validation
-    pass), whole-epoch images/s and the validation share of the epoch.
-    """
-    settings = training.TrainingSettings(max_epochs=epochs, batch_size=128, patience=1000, seed=0)
+def workflow_path(X, y, shape):
+    """The workflow's CV fit (``make_classifier``: skorch, early stopping on a 20 % internal
+    split): returns a function that trains one more epoch (``partial_fit``) and returns its
+    training images/s (the epoch minus its validation pass), whole-epoch images/s and the
+    validation share of the epoch, from skorch's own epoch timer."""
+    settings = training.TrainingSettings(max_epochs=1, batch_size=128, patience=1000, seed=0)
     net = training.make_classifier(params_for(shape), settings)
     net.callbacks.append(_ValidationTimer())
-    torch.manual_seed(0)
-    net.fit(X, y)
     n_train = round(len(X) * (1 - training.VALID_FRACTION))
-    rows = net.history[1:] if len(net.history) > 1 else net.history
-    return {
-        "train_rate": [n_train / (r["dur"] - r["valid_seconds"]) for r in rows],
-        "epoch_rate": [n_train / r["dur"] for r in rows],
-        "valid_share": [r["valid_seconds"] / r["dur"] for r in rows],
-    }
+    torch.manual_seed(0)
+
+    def epoch() -> dict:
+        net.partial_fit(X, y, epochs=1)
+        row = net.history[-1]
+        return {
+            "train_rate": n_train / (row["dur"] - row["valid_seconds"]),
+            "epoch_rate": n_train / row["dur"],
+            "valid_share": row["valid_seconds"] / row["dur"],
+        }
+
+    return epoch
 
 
-def compare(X, y, shape, epochs: int, rounds: int) -> dict:
-    """Roofline, plain loop and workflow path measured back to back, ``rounds`` times, so that
-    each ratio compares figures taken within seconds of each other: on a shared machine a slow
-    spell can last longer than one measurement. Returns the medians over the rounds of the
-    rates and of the per-round ratios."""
+def compare(X, y, shape, rounds: int) -> dict:
+    """Roofline, then one epoch each of the plain loop, the workflow path and the plain loop
+    with torch's Dropout, back to back, ``rounds`` times (after one warm-up epoch each).
+
+    This shared machine has slow spells of +-30 % lasting longer than a measurement:
+    alternating single epochs puts the figures of a ratio seconds apart. Returns the medians
+    of the rates and of the per-round ratios."""
+    plain, path = plain_loop(X, y, shape), workflow_path(X, y, shape)
+    torch_dropout = plain_loop(X, y, shape, net=torch_dropout_mlp)
+    plain(), path(), torch_dropout()
     rows = []
     for _ in range(rounds):
-        roofline = sgemm_gflops()
-        plain = statistics.median(plain_loop(X, y, shape, epochs))
-        path = {key: statistics.median(v) for key, v in workflow_path(X, y, shape, epochs).items()}
+        roofline, plain_rate, path_rates = sgemm_gflops(), plain(), path()
+        path_gflops = path_rates["train_rate"] * flops_per_image(*shape) / 1e9
         rows.append(
             {
                 "roofline": roofline,
-                "plain": plain,
-                **path,
-                "cv_vs_plain": path["train_rate"] / plain,
-                "roofline_share": path["train_rate"] * flops_per_image(*shape) / 1e9 / roofline,
+                "plain": plain_rate,
+                "torch_dropout": torch_dropout(),
+                **path_rates,
+                "cv_vs_plain": path_rates["train_rate"] / plain_rate,
+                "roofline_share": path_gflops / roofline,
             }
         )
     return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
@@ -169,7 +178,9 @@ def _one_job(args) -> float:
     mnist_path, shape, epochs = args
     torch.set_num_threads(1)
     X, y = fold_tensors(mnist_path)
-    return statistics.median(workflow_path(X, y, shape, epochs)["epoch_rate"])
+    epoch = workflow_path(X, y, shape)
+    epoch()  # warm-up
+    return statistics.median(epoch()["epoch_rate"] for _ in range(epochs))
 
 
 def two_job_scaling(mnist_path: Path, shape, epochs: int) -> tuple[float, float]:
@@ -214,8 +225,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads of items 1-3")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit (first dropped)")
-    parser.add_argument("--rounds", type=int, default=5, help="alternations plain/workflow")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per one-thread job (item 4)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternations plain/workflow")
     parser.add_argument("--cv-epochs", type=int, default=35, help="assumed epochs per CV fit")
     args = parser.parse_args()
 
@@ -228,7 +239,7 @@ def main() -> None:
         summary = {}
         for name, shape in SHAPES.items():
             flops = flops_per_image(*shape)
-            m = compare(X, y, shape, args.epochs, args.rounds)
+            m = compare(X, y, shape, args.rounds)
             print(f"-- shape {name} ({flops / 1e6:.2f} MFLOP per training image)")
             print(f"1. sgemm roofline (2048x2048): {m['roofline']:.1f} GFLOP/s")
             print(
@@ -242,9 +253,7 @@ def main() -> None:
                 f"{m['epoch_rate']:,.0f} training images/s over whole epochs; "
                 f"{m['cv_vs_plain']:.3f}x the plain loop, {m['roofline_share']:.1%} of the roofline"
             )
-            torch_dropout = statistics.median(
-                plain_loop(X, y, shape, args.epochs, net=torch_dropout_mlp)
-            )
+            torch_dropout = m["torch_dropout"]
             print(
                 f"   plain loop with torch.nn.Dropout: {torch_dropout:,.0f} images/s, "
                 f"{torch_dropout * flops / 1e9:.1f} GFLOP/s"

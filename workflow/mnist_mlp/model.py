@@ -24,7 +24,10 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         if self.p == 1:
             return torch.zeros_like(x)
-        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+        # The scaled mask is built in place in float: a boolean mask would be converted to
+        # float in every multiplication, forward and backward.
+        mask = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * mask
 
 
 class MLP(nn.Module):
