@@ -21,10 +21,10 @@ rule split_train_test:
         test=TEST_INDICES,
     log:
         "logs/data/split_train_test.log",
-    conda:
-        ENV
     params:
         seed=config["seed"],
         test_fraction=config["test_fraction"],
+    conda:
+        ENV
     script:
         "../scripts/split_train_test.py"

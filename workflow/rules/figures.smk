@@ -19,10 +19,10 @@ rule plot_receptive_fields:
         },
     log:
         "logs/figures/plot_receptive_fields.log",
-    conda:
-        ENV
     params:
         **{key: figure_params()[key] for key in ("n_neurons", "output_neurons")},
+    conda:
+        ENV
     script:
         "../scripts/plot_receptive_fields.py"
 
@@ -43,10 +43,10 @@ rule plot_gradient_ascent:
         stats="results/figures/gradient_ascent.json",
     log:
         "logs/figures/plot_gradient_ascent.log",
-    conda:
-        ENV
     params:
         **figure_params(),
+    conda:
+        ENV
     script:
         "../scripts/plot_gradient_ascent.py"
 

@@ -31,15 +31,15 @@ rule retrain:
         "logs/final/retrain/{config_id}.log",
     benchmark:
         "benchmarks/final/retrain/{config_id}.tsv"
-    conda:
-        ENV
+    params:
+        **training_params("final"),
     threads: 2
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
         runtime=60,
-    params:
-        **training_params("final"),
+    conda:
+        ENV
     script:
         "../scripts/retrain.py"
 

@@ -41,15 +41,15 @@ rule cross_validate:
         "logs/search/cross_validate/{config_id}.log",
     benchmark:
         "benchmarks/search/cross_validate/{config_id}.tsv"
-    conda:
-        ENV
+    params:
+        **training_params("search"),
     threads: 1
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
         runtime=60,
-    params:
-        **training_params("search"),
+    conda:
+        ENV
     script:
         "../scripts/cross_validate.py"
 
