@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-requirements
 CORES ?= 4
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test bench lint clean
 

@@ -20,12 +20,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 
 from mnist_mlp import training  # noqa: E402
-from mnist_mlp.data import load_mnist, prepare_mnist, stratified_split  # noqa: E402
+from mnist_mlp.data import (  # noqa: E402
+    images_to_tensor,
+    labels_to_tensor,
+    load_mnist,
+    prepare_mnist,
+    stratified_split,
+)
 from mnist_mlp.model import MLP  # noqa: E402
 from mnist_mlp.sampling import sample_config, search_space  # noqa: E402
 
@@ -55,9 +60,8 @@ def fold_tensors(mnist_path: Path):
     mnist = load_mnist(mnist_path)
     train, _ = stratified_split(mnist["train_labels"], 0.15, seed=0)
     rows = train[:FOLD_IMAGES]
-    X = torch.from_numpy(mnist["train_images"][rows].reshape(-1, 784)).float().div_(255)
-    y = torch.from_numpy(mnist["train_labels"][rows].astype(np.int64))
-    return X, y
+    images, labels = mnist["train_images"][rows], mnist["train_labels"][rows]
+    return images_to_tensor(images), labels_to_tensor(labels)
 
 
 def params_for(shape) -> dict:

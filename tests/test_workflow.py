@@ -93,6 +93,7 @@ def test_changing_a_final_value_plans_no_search_job(tiny_run, tmp_path):
     jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 1, "epochs": 5}}))
     assert "sample_config" not in jobs and "cross_validate" not in jobs
     assert "download_mnist" not in jobs and "split_train_test" not in jobs
+    assert jobs["retrain"] >= 1 and jobs["select_winner"] == 1
 
 
 def test_changing_a_search_bound_resamples_and_reruns_cv(tiny_run, tmp_path):

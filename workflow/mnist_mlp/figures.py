@@ -8,6 +8,8 @@ import math
 import numpy as np
 import torch
 
+from .data import N_PIXELS
+from .final import is_reference
 from .plotting import pyplot, save_png
 
 LAYERS = ("layer1", "layer2", "output")
@@ -44,11 +46,9 @@ def gradient_ascent(module, layer, neurons, steps, step_size, start):
     the objective is linear), and its activation after every step.
     """
     module.eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
     neurons = torch.as_tensor(list(neurons))
     rows = torch.arange(len(neurons))
-    x = torch.full((len(neurons), 784), float(start), requires_grad=True)
+    x = torch.full((len(neurons), N_PIXELS), float(start), requires_grad=True)
     trace, best, best_value = [], x.detach().clone(), torch.full((len(neurons),), -math.inf)
     for step in range(steps + 1):
         value = activation(module, layer, x)[rows, neurons]
@@ -58,12 +58,11 @@ def gradient_ascent(module, layer, neurons, steps, step_size, start):
             best[improved], best_value[improved] = x[improved], value[improved]
         if step == steps:
             break
-        (gradient,) = torch.autograd.grad(value.sum(), x)  # rows are independent images
+        # Rows are independent images; only the gradient with respect to x is computed.
+        (gradient,) = torch.autograd.grad(value.sum(), x)
         with torch.no_grad():
             x += step_size * gradient
             x.clamp_(0.0, 1.0)
-    for parameter in module.parameters():
-        parameter.requires_grad_(True)
     return best.numpy(), torch.stack(trace).numpy()
 
 
@@ -73,8 +72,9 @@ def box_maximiser(weights: np.ndarray) -> np.ndarray:
 
 
 def ascent_stats(images, trace, weights=None) -> dict:
-    """What an ascent reached, per neuron: the activation at the start and the best one (that
-    of the returned image), and the largest drop of any step (0 where it only climbed). Given
+    """What an ascent reached: per neuron the activation at the start and the best one (that
+    of the returned image); over all neurons the largest drop of any step (0 if every ascent
+    only climbed). Given
     layer-1 ``weights``, also the share of pixels equal to the exact box maximiser, overall
     and where the weight is not ~0: pixels black in every training image keep decayed ~0
     weights, their maximiser is undetermined and the ascent leaves them at the start value."""
@@ -135,7 +135,7 @@ def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) ->
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for cid, rows in sorted(histories.items()):
         epochs = [row["epoch"] for row in rows]
-        style = {"lw": 2.2 if cid == winner else 1.0, "ls": "--" if cid.startswith("ref_") else "-"}
+        style = {"lw": 2.2 if cid == winner else 1.0, "ls": "--" if is_reference(cid) else "-"}
         label = cid + (" (winner)" if cid == winner else "")
         (line,) = acc_ax.plot(epochs, [row["test_accuracy"] for row in rows], label=label, **style)
         loss_ax.plot(epochs, [row["test_loss"] for row in rows], color=line.get_color(), **style)

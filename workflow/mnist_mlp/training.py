@@ -166,6 +166,8 @@ def make_classifier(
     accuracy on it after every epoch as ``valid_loss``/``valid_acc`` without learning from it
     (the final retraining, as in the report).
     """
+    if settings.patience is not None and monitor is not None:
+        raise ValueError("monitoring runs for a fixed number of epochs: patience must be None")
     optimizer = getattr(torch.optim, params["optimizer"])
     callbacks = [EpochLog(log_prefix), StopOnDivergence()]
     if settings.patience is not None:
@@ -311,8 +313,6 @@ def retrain_config(params: dict, settings: TrainingSettings, train, test):
     Returns (module, record, history): the trained ``MLP``, the final test loss/accuracy record
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
-    if settings.patience is not None:
-        raise ValueError("retraining runs for a fixed number of epochs: patience must be None")
     torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["config_id"]))
     net, record = fit_and_score(params, settings, *train, *test, monitor_eval=True)
     history = [

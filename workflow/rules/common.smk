@@ -104,15 +104,24 @@ def retrained_config_jsons(wildcards):
     return [config_json_path(cid) for cid in retrained_ids()]
 
 
-def figure_params():
+def reference_config(wildcards):
+    """The hyper-parameters of a reference configuration, as given in the config."""
+    name = wildcards.config_id.removeprefix(REFERENCE_PREFIX)
+    return config["final"]["reference_configs"][name]
+
+
+def figure_params(*keys):
+    """The figures settings the figure scripts read (``keys``: a subset; default all), as
+    params, so that a change redraws only the figures that use it."""
     figures = config["figures"]
-    return {
+    params = {
         "n_neurons": figures["n_neurons"],
         "output_neurons": figures["output_neurons"],
         "steps": figures["ascent_steps"],
         "step_size": figures["ascent_step_size"],
         "start": figures["ascent_start"],
     }
+    return {key: params[key] for key in keys or params}
 
 
 def final_outputs():

@@ -20,7 +20,7 @@ rule plot_receptive_fields:
     log:
         "logs/figures/plot_receptive_fields.log",
     params:
-        **{key: figure_params()[key] for key in ("n_neurons", "output_neurons")},
+        **figure_params("n_neurons", "output_neurons"),
     conda:
         ENV
     script:

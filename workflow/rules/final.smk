@@ -9,9 +9,7 @@ rule write_reference_config:
     log:
         "logs/final/write_reference_config/{config_id}.log",
     params:
-        config=lambda wildcards: config["final"]["reference_configs"][
-            wildcards.config_id.removeprefix(REFERENCE_PREFIX)
-        ],
+        config=reference_config,
     run:
         write_json(output[0], {"config_id": wildcards.config_id, **params.config})
         Path(log[0]).write_text(f"{params.config}\n")

@@ -14,17 +14,17 @@ from mnist_mlp.model import load_model
 start_job(snakemake.log[0])
 params = snakemake.params
 module, checkpoint = load_model(snakemake.input.model)
-fields = figures.receptive_fields(module)
+linear = dict(zip(figures.LAYERS, module.linear_layers(), strict=True))
 cid = checkpoint["config"]["config_id"]
 stats = {}
 for layer in figures.LAYERS:
     neurons = figures.neuron_indices(
-        layer, params.n_neurons, params.output_neurons, len(fields[layer])
+        layer, params.n_neurons, params.output_neurons, linear[layer].out_features
     )
     images, trace = figures.gradient_ascent(
         module, layer, neurons, params.steps, params.step_size, params.start
     )
-    weights = fields[layer][neurons] if layer == "layer1" else None
+    weights = linear[layer].weight.detach().cpu().numpy()[neurons] if layer == "layer1" else None
     stats[layer] = {"neurons": neurons, **figures.ascent_stats(images, trace, weights)}
     reached = stats[layer]["activation_reached"]
     labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, reached, strict=True)]
