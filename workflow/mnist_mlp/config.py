@@ -25,7 +25,7 @@ def coerce_numbers(value, schema: dict, root: dict | None = None):
     """``value`` with numeric strings turned into numbers where ``schema`` expects a number.
 
     Snakemake parses a nested ``--config`` value with YAML's BaseLoader, so in
-    ``--config search="{n_configs: 8}"`` the 8 arrives as the string "8"; a user means 8.
+    ``--config search="{n_trials: 8}"`` the 8 arrives as the string "8"; a user means 8.
     """
     root = root or schema
     if "$ref" in schema:  # the schema uses local references only: "#/$defs/name"
@@ -104,8 +104,8 @@ def check_config(config: dict) -> None:
             "config key search.optimizers: the probabilities must sum to 1, "
             f"got {optimizers} (sum {total:g})"
         )
-    if final["top_k"] > search["n_configs"]:
+    if final["top_k"] > search["n_trials"]:
         raise ConfigError(
-            f"config key final.top_k: must be at most search.n_configs ({search['n_configs']}), "
+            f"config key final.top_k: must be at most search.n_trials ({search['n_trials']}), "
             f"got {final['top_k']}"
         )

@@ -3,20 +3,22 @@ and the learning curves of the retrained networks."""
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data import N_PIXELS
-from .final import is_reference
+from .io import read_json, read_table, write_json
+from .model import load_model
 from .plotting import pyplot, save_png
+from .trials import is_reference
+
+log = logging.getLogger(__name__)
 
 LAYERS = ("layer1", "layer2", "output")
-# Number of modules of MLP.layers up to and including each layer's Linear: the neuron's
-# activation is that Linear's output (pre-activation; LeakyReLU is monotonic, so it has the same
-# maximiser and a gradient that does not shrink by 100 on the negative side).
-_DEPTH = {"layer1": 1, "layer2": 4, "output": 7}
 
 
 def receptive_fields(module) -> dict[str, np.ndarray]:
@@ -32,8 +34,15 @@ def receptive_fields(module) -> dict[str, np.ndarray]:
 
 
 def activation(module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Activations (pre-nonlinearity) of every neuron of ``layer`` for the images ``x``."""
-    return module.layers[: _DEPTH[layer]](x)
+    """Activations of every neuron of ``layer`` for the images ``x``: the output of that
+    layer's Linear, before the nonlinearity (LeakyReLU is monotonic, so it has the same
+    maximiser, and a gradient that does not shrink by 100 on the negative side)."""
+    target = dict(zip(LAYERS, module.linear_layers(), strict=True))[layer]
+    for child in module.layers:
+        x = child(x)
+        if child is target:
+            return x
+    raise ValueError(f"{layer} is not a layer of {module}")
 
 
 def gradient_ascent(module, layer, neurons, steps, step_size, start):
@@ -130,13 +139,13 @@ def plot_neuron_grids(panels, path, title: str) -> None:
 
 
 def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) -> None:
-    """Test accuracy and losses per epoch of every retrained configuration."""
+    """Test accuracy and losses per epoch of every retrained trial."""
     plt = pyplot()
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    for cid, rows in sorted(histories.items()):
+    for trial, rows in sorted(histories.items()):
         epochs = [row["epoch"] for row in rows]
-        style = {"lw": 2.2 if cid == winner else 1.0, "ls": "--" if is_reference(cid) else "-"}
-        label = cid + (" (winner)" if cid == winner else "")
+        style = {"lw": 2.2 if trial == winner else 1.0, "ls": "--" if is_reference(trial) else "-"}
+        label = trial + (" (winner)" if trial == winner else "")
         (line,) = acc_ax.plot(epochs, [row["test_accuracy"] for row in rows], label=label, **style)
         loss_ax.plot(epochs, [row["test_loss"] for row in rows], color=line.get_color(), **style)
         loss_ax.plot(
@@ -151,3 +160,76 @@ def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) ->
         ax.grid(True, alpha=0.3)
     acc_ax.legend(fontsize=7, ncol=2)
     save_png(fig, path)
+
+
+RECEPTIVE_FIELD_TITLES = {
+    "layer1": "hidden layer 1: rows of W1",
+    "layer2": "hidden layer 2: rows of W2·W1",
+    "output": "output neurons: rows of W3·W2·W1",
+}
+
+
+def receptive_fields_stage(model_path, outputs, n_neurons: int, output_neurons: int) -> None:
+    """Rule plot_receptive_fields: one figure per layer (``outputs[layer]``)."""
+    module, checkpoint = load_model(model_path)
+    fields = receptive_fields(module)
+    for layer in LAYERS:
+        neurons = neuron_indices(layer, n_neurons, output_neurons, len(fields[layer]))
+        plot_neuron_grids(
+            [
+                (
+                    fields[layer][neurons],
+                    [f"{n}" for n in neurons],
+                    RECEPTIVE_FIELD_TITLES[layer],
+                    "weights",
+                )
+            ],
+            outputs[layer],
+            f"{checkpoint['trial']['trial']}: red positive, blue negative, own scale per image",
+        )
+
+
+def gradient_ascent_stage(model_path, outputs, settings: dict) -> dict:
+    """Rule plot_gradient_ascent: one figure per layer (``outputs[layer]``, layer 1 beside its
+    exact box maximiser) and what each ascent reached (``outputs.stats``). ``settings``:
+    n_neurons, output_neurons, steps, step_size, start."""
+    module, checkpoint = load_model(model_path)
+    linear = dict(zip(LAYERS, module.linear_layers(), strict=True))
+    stats = {}
+    for layer in LAYERS:
+        neurons = neuron_indices(
+            layer, settings["n_neurons"], settings["output_neurons"], linear[layer].out_features
+        )
+        images, trace = gradient_ascent(
+            module, layer, neurons, settings["steps"], settings["step_size"], settings["start"]
+        )
+        # layer 1 is linear in the image: its exact maximiser over the box is known
+        weights = (
+            linear[layer].weight.detach().cpu().numpy()[neurons] if layer == "layer1" else None
+        )
+        stats[layer] = {"neurons": neurons, **ascent_stats(images, trace, weights)}
+        reached = stats[layer]["activation_reached"]
+        labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, reached, strict=True)]
+        panels = [(images, labels, f"{layer}: gradient ascent", "image")]
+        if weights is not None:
+            exact = box_maximiser(weights)
+            panels.append(
+                (exact, [f"{n}" for n in neurons], "layer1: exact box maximiser", "image")
+            )
+        plot_neuron_grids(
+            panels,
+            outputs[layer],
+            f"{checkpoint['trial']['trial']}: {settings['steps']} steps of "
+            f"x += {settings['step_size']:g}·grad, clamped to [0, 1]",
+        )
+        log.info("%s: %s", layer, stats[layer])
+    write_json(outputs.stats, stats)
+    return stats
+
+
+def learning_curves_stage(history_paths, winner_path, output) -> None:
+    """Rule plot_learning_curves: every retrained trial's learning curves, the winner bold."""
+    histories = {
+        Path(path).parent.name: read_table(path).to_dict("records") for path in history_paths
+    }
+    plot_learning_curves(histories, read_json(winner_path)["trial"], output)

@@ -1,8 +1,11 @@
-"""Artifact writing: every output is written to a temporary name and renamed into place, so an
-interrupted job never leaves a partial file at an output path."""
+"""Reading and writing artifacts. Every output is written to a temporary name and renamed into
+place, so an interrupted job never leaves a partial file at an output path. Standard library at
+import (the Snakefile reads the ranking through ``read_tsv``); pandas only where a table is
+written or read as a DataFrame."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -52,3 +55,29 @@ def write_json(path, data) -> None:
 def read_json(path):
     with open(path) as handle:
         return json.load(handle)
+
+
+FLOAT_FORMAT = "%.8g"  # enough digits to tell trials apart, stable across runs
+
+
+def write_table(table, path) -> None:
+    """A TSV of a DataFrame or of a list of dicts, floats with ``FLOAT_FORMAT``, NaN as NaN."""
+    import pandas as pd
+
+    text = pd.DataFrame(table).to_csv(
+        sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="NaN"
+    )
+    write_text(path, text)
+
+
+def read_table(path):
+    """A TSV written by ``write_table``, as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")
+
+
+def read_tsv(path) -> list[dict[str, str]]:
+    """A TSV's rows as dicts of strings, without pandas."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))

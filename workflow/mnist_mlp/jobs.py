@@ -1,17 +1,28 @@
-"""Set-up shared by the rule scripts: logging to the job's log file, and errors that a user can
-fix reported as one plain message instead of a traceback."""
+"""Set-up shared by the rule scripts: logging to the job's log file, errors that a user can fix
+reported as one plain message instead of a traceback, and a watch on the Snakemake process
+that started the job."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
+from pathlib import Path
 
 from .errors import UserFacingError
 
+log = logging.getLogger(__name__)
 
-def start_job(log_path: str) -> None:
+# How often a job checks that the Snakemake process that started it is still there.
+WATCH_INTERVAL_S = 1.0
+
+
+def start_job(log_path: str, watch: bool = True) -> None:
     """Send INFO and above to ``log_path`` (the rule's ``log:``) and warnings to stderr, where
-    Snakemake shows them; make an uncaught exception end up in both."""
+    Snakemake shows them; make an uncaught exception end up in both; and (``watch``) stop the
+    job when the Snakemake process that started it ends."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     to_file = logging.FileHandler(log_path, mode="w")
     to_file.setFormatter(formatter)
@@ -29,3 +40,73 @@ def start_job(log_path: str) -> None:
             root.error("job failed", exc_info=(kind, error, traceback))
 
     sys.excepthook = report
+    if watch:
+        watch_snakemake()
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time) of a process from /proc, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: split after it
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def _is_snakemake(pid: int) -> bool:
+    """Whether a process runs Snakemake (``snakemake ...`` or ``python -m snakemake ...``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]
+    except OSError:
+        return False
+    return "snakemake" in (Path(arg.decode(errors="replace")).name for arg in argv)
+
+
+def snakemake_ancestors(pid: int | None = None) -> list[tuple[int, int]]:
+    """(pid, start time) of this process's ancestors up to the nearest Snakemake process; empty
+    when there is none (a job run by hand or by a test) or where /proc does not exist."""
+    chain = []
+    stat = _stat(pid or os.getpid())
+    while stat is not None and stat[1] > 1:
+        parent = stat[1]
+        stat = _stat(parent)
+        if stat is None:
+            break
+        chain.append((parent, stat[2]))
+        if _is_snakemake(parent):
+            return chain
+    return []
+
+
+def _alive(pid: int, start: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[2] == start and stat[0] not in ("Z", "X")
+
+
+def watch_snakemake(interval: float = WATCH_INTERVAL_S) -> threading.Thread | None:
+    """Stop this job within ``interval`` seconds once the Snakemake process that started it (or
+    a process between them) has ended, e.g. after ``kill -9`` of the main process: an orphan
+    would run on beside the job that a resumed run starts for the same output. Outputs are
+    written atomically, so nothing partial is left behind. Returns the watching thread."""
+    chain = snakemake_ancestors()
+    if not chain:
+        return None
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            for pid, start in chain:
+                if not _alive(pid, start):
+                    log.error(
+                        "the Snakemake process that started this job (pid %d) has ended: "
+                        "stopping the job. Resume the run with --rerun-incomplete.",
+                        chain[-1][0],
+                    )
+                    logging.shutdown()
+                    os._exit(1)
+
+    thread = threading.Thread(target=watch, name="watch-snakemake", daemon=True)
+    thread.start()
+    return thread

@@ -5,12 +5,14 @@ It returns logits; ``nn.CrossEntropyLoss`` applies the softmax, so there is no s
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from .data import N_CLASSES, N_PIXELS
+from .io import atomic_write_bytes
 
 
 class Dropout(nn.Dropout):
@@ -56,19 +58,13 @@ class MLP(nn.Module):
 ARCHITECTURE_KEYS = ("Nh1", "Nh2", "dropout")
 
 
-def save_model(path, module: MLP, config: dict, metrics: dict | None = None) -> None:
-    """One file with the state dict, the architecture and the configuration (and optionally
-    the metrics it was saved with); ``load_model`` rebuilds the network from it alone."""
-    import io
-
-    import torch
-
-    from .io import atomic_write_bytes
-
+def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> None:
+    """One file with the state dict, the architecture and the trial's hyper-parameters (and
+    optionally the metrics it was saved with); ``load_model`` rebuilds the network from it."""
     checkpoint = {
-        "format": "mnist_mlp/1",
-        "architecture": {key: config[key] for key in ARCHITECTURE_KEYS},
-        "config": dict(config),
+        "format": "mnist_mlp/2",
+        "architecture": {key: trial[key] for key in ARCHITECTURE_KEYS},
+        "trial": dict(trial),
         "metrics": dict(metrics or {}),
         "state_dict": {key: value.cpu() for key, value in module.state_dict().items()},
     }
@@ -80,9 +76,7 @@ def save_model(path, module: MLP, config: dict, metrics: dict | None = None) -> 
 def load_model(path, device="cpu") -> tuple[MLP, dict]:
     """Load a model saved by ``save_model`` (``model.pt`` of a retrained configuration, or
     ``winning_net.dat``): returns the network in eval mode and the checkpoint's other entries
-    (architecture, config, metrics)."""
-    import torch
-
+    (format, architecture, trial, metrics)."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     architecture = checkpoint["architecture"]
     module = MLP(architecture["Nh1"], architecture["Nh2"], architecture["dropout"])

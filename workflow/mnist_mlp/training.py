@@ -19,7 +19,7 @@ from skorch.helper import predefined_split
 from .data import N_CLASSES
 from .errors import TrainingDiverged, UserFacingError
 from .model import MLP
-from .sampling import HYPERPARAMETERS
+from .trials import HYPERPARAMETERS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 VALID_FRACTION = 0.2
 # Evaluation needs no gradients, so it runs in larger batches than training.
 EVAL_BATCH_SIZE = 4096
-# Random streams derived from the seed, apart from the sampler's (1).
+# Random streams derived from the seed (the sampler seeds its own, see trials).
 _FOLD_STREAM, _FIT_STREAM, _RETRAIN_STREAM = 2, 3, 4
 
 
@@ -38,6 +38,18 @@ class TrainingSettings:
     patience: int | None  # None: no early stopping, train for max_epochs
     seed: int
     device: str = "cpu"
+
+    @classmethod
+    def from_params(cls, settings: dict, device: str) -> TrainingSettings:
+        """From a training rule's ``settings`` param (``patience`` absent: no early stopping)
+        and the resolved device."""
+        return cls(
+            max_epochs=settings["max_epochs"],
+            batch_size=settings["batch_size"],
+            patience=settings.get("patience"),
+            seed=settings["seed"],
+            device=device,
+        )
 
 
 def configure_torch(threads: int, device: str = "auto") -> str:
@@ -59,7 +71,7 @@ def configure_torch(threads: int, device: str = "auto") -> str:
 
 
 def derived_seed(seed: int, *stream: int | str) -> int:
-    """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, config id, fold)."""
+    """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, trial id, fold)."""
     key = tuple(zlib.crc32(part.encode()) if isinstance(part, str) else part for part in stream)
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
 
@@ -117,7 +129,7 @@ class StratifiedHoldout:
 
 class StopOnDivergence(Callback):
     """Stop the fit after the first epoch whose training loss is not finite, instead of after
-    ``patience`` more epochs of NaN: a diverged configuration does not recover. Checked once
+    ``patience`` more epochs of NaN: a diverged trial does not recover. Checked once
     per epoch (a NaN batch makes the epoch's mean NaN), which costs nothing per batch."""
 
     def on_epoch_end(self, net, **kwargs):
@@ -127,7 +139,8 @@ class StopOnDivergence(Callback):
 
 
 class EpochLog(Callback):
-    """One log line per epoch, so that a user can follow a long job with ``tail -f``."""
+    """One log line per epoch ("fold 2/4 epoch 17/100 ..."), so that a user can follow a long
+    job with ``tail -f``."""
 
     def __init__(self, prefix: str = ""):
         self.prefix = prefix
@@ -135,9 +148,10 @@ class EpochLog(Callback):
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
         log.info(
-            "%sepoch %3d train_loss %.5f valid_loss %.5f valid_acc %.4f seconds %.2f",
+            "%sepoch %d/%d train_loss %.5f valid_loss %.5f valid_acc %.4f seconds %.2f",
             self.prefix,
             row["epoch"],
+            net.max_epochs,
             row["train_loss"],
             row.get("valid_loss", float("nan")),
             row.get("valid_acc", float("nan")),
@@ -158,7 +172,7 @@ def optimizer_options(name: str) -> dict:
 def make_classifier(
     params: dict, settings: TrainingSettings, log_prefix: str = "", monitor: Dataset | None = None
 ):
-    """The skorch classifier for one hyper-parameter configuration ``params`` (Nh1, Nh2,
+    """The skorch classifier for one trial's hyper-parameters ``params`` (Nh1, Nh2,
     dropout, optimizer, lr, L2).
 
     With ``settings.patience`` it early-stops on a stratified internal validation split (the
@@ -261,21 +275,44 @@ def fit_and_score(
     }
 
 
-def cross_validate_config(params: dict, settings: TrainingSettings, X, y, folds: int) -> dict:
-    """``cross_val_score``-style stratified k-fold CV of one configuration on (X, y), scored by
-    the held-out log loss, as the report's search. Records every fold."""
+def epoch_table(net) -> list[dict]:
+    """One row per epoch of a fit: train loss, validation loss and accuracy, seconds."""
+    return [
+        {
+            "epoch": row["epoch"],
+            "train_loss": row["train_loss"],
+            "valid_loss": row.get("valid_loss", math.nan),
+            "valid_accuracy": row.get("valid_acc", math.nan),
+            "seconds": row["dur"],
+        }
+        for row in net.history
+    ]
+
+
+def best_epoch(epochs: list[dict]) -> int | None:
+    """The epoch of the lowest validation loss (the one early stopping counted from)."""
+    finite = [row for row in epochs if math.isfinite(row["valid_loss"])]
+    return min(finite, key=lambda row: row["valid_loss"])["epoch"] if finite else None
+
+
+def cross_validate_trial(params: dict, settings: TrainingSettings, X, y, folds: int):
+    """``cross_val_score``-style stratified k-fold CV of one trial on (X, y), scored by the
+    held-out log loss, as the report's search.
+
+    Returns (result, history): per fold the held-out loss and accuracy, epochs, best epoch,
+    seconds and status, with their summary; and one row per fold and epoch."""
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(
         n_splits=folds, shuffle=True, random_state=derived_seed(settings.seed, _FOLD_STREAM)
     )
-    records = []
+    records, history = [], []
     labels = y.cpu().numpy()
     for fold, (train, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["config_id"], fold))
+        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["trial"], fold))
         train = torch.from_numpy(train).to(X.device)
         held_out = torch.from_numpy(held_out).to(X.device)
-        _, record = fit_and_score(
+        net, record = fit_and_score(
             params,
             settings,
             X[train],
@@ -284,18 +321,20 @@ def cross_validate_config(params: dict, settings: TrainingSettings, X, y, folds:
             y[held_out],
             log_prefix=f"fold {fold + 1}/{folds} ",
         )
-        records.append({"fold": fold, **record})
-        log.info("fold %d/%d: %s", fold + 1, folds, record)
+        epochs = epoch_table(net)
+        records.append({"fold": fold + 1, **record, "best_epoch": best_epoch(epochs)})
+        history += [{"fold": fold + 1, **row} for row in epochs]
+        log.info("fold %d/%d: %s", fold + 1, folds, records[-1])
         if record["status"] == "diverged":
-            break  # the configuration is out: the remaining folds would not change that
-    return summarize_folds(params, records)
+            break  # the trial is out: the remaining folds would not change that
+    return summarize_folds(params, records), history
 
 
 def summarize_folds(params: dict, folds: list[dict]) -> dict:
     diverged = any(f["status"] == "diverged" for f in folds)
     losses = np.array([f["loss"] for f in folds])
     return {
-        "config_id": params["config_id"],
+        "trial": params["trial"],
         "params": {key: params[key] for key in HYPERPARAMETERS},
         "status": "diverged" if diverged else "ok",
         "mean_loss": math.nan if diverged else float(losses.mean()),
@@ -306,23 +345,23 @@ def summarize_folds(params: dict, folds: list[dict]) -> dict:
     }
 
 
-def retrain_config(params: dict, settings: TrainingSettings, train, test):
-    """Train one configuration on the whole ``train`` part (X, y) for ``settings.max_epochs``,
-    scoring the ``test`` part after every epoch for monitoring only, as the report did.
+def retrain_trial(params: dict, settings: TrainingSettings, train, test):
+    """Train one trial on the whole ``train`` part (X, y) for ``settings.max_epochs``, scoring
+    the ``test`` part after every epoch for monitoring only, as the report did.
 
     Returns (module, record, history): the trained ``MLP``, the final test loss/accuracy record
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
-    torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["config_id"]))
+    torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["trial"]))
     net, record = fit_and_score(params, settings, *train, *test, monitor_eval=True)
     history = [
         {
             "epoch": row["epoch"],
             "train_loss": row["train_loss"],
-            "test_loss": row.get("valid_loss", math.nan),
-            "test_accuracy": row.get("valid_acc", math.nan),
-            "seconds": row["dur"],
+            "test_loss": row["valid_loss"],
+            "test_accuracy": row["valid_accuracy"],
+            "seconds": row["seconds"],
         }
-        for row in net.history
+        for row in epoch_table(net)
     ]
     return net.module_, record, history

@@ -5,26 +5,23 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The workflow's logic is the mnist_mlp package beside the rules; the rule scripts import it too.
+# What the Snakefile imports from it uses the standard library (and Snakemake's own PyYAML and
+# jsonschema) only, so that a run can be planned where only Snakemake is installed.
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 
-from mnist_mlp.config import (
-    ConfigError,
-    check_config,
-    coerce_numbers,
-    load_schema,
-    schema_errors,
-)
-from mnist_mlp.final import REFERENCE_PREFIX, is_reference, reference_id
-from mnist_mlp.io import read_json, write_json
-from mnist_mlp.ranking import read_table, write_configs_table
-from mnist_mlp.sampling import (
-    CONFIG_ID_PATTERN,
-    config_ids,
+from mnist_mlp.codeversion import code_version
+from mnist_mlp.config import ConfigError, check_config, coerce_numbers, load_schema, schema_errors
+from mnist_mlp.io import read_tsv
+from mnist_mlp.trials import (
+    REFERENCE_ID_PATTERN,
+    TRIAL_ID_PATTERN,
+    reference_trials,
+    sample_trials,
     search_space,
-    write_sampled_config,
 )
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
 config.update(coerce_numbers(config, load_schema(SCHEMA)))
 try:
     validate(config, schema=str(SCHEMA))
@@ -40,8 +37,10 @@ ENV = "../../envs/mnist_mlp.yaml"
 MNIST = "results/data/mnist.npz"
 TRAIN_INDICES = "results/data/split/train_indices.npy"
 TEST_INDICES = "results/data/split/test_indices.npy"
-CONFIG_IDS = config_ids(config["search"]["n_configs"])
-REFERENCE_IDS = [reference_id(name) for name in config["final"]["reference_configs"]]
+# Every trial's hyper-parameters, sampled here (microseconds each) and passed to its jobs as
+# params: no job per trial, and a trial's jobs rerun exactly when its hyper-parameters change.
+TRIALS = sample_trials(config["seed"], config["search"]["n_trials"], search_space(config["search"]))
+REFERENCES = reference_trials(config["final"]["references"])
 FIGURE_LAYERS = ("layer1", "layer2", "output")
 # Training jobs claim Snakemake's gpu resource only when a GPU is asked for by name, so that
 # `--resources gpu=1` shares one GPU and a SLURM profile requests one, while `device: auto`
@@ -50,25 +49,48 @@ GPUS_PER_TRAINING_JOB = 1 if config["device"].startswith("cuda") else 0
 
 
 wildcard_constraints:
-    config_id=f"{CONFIG_ID_PATTERN}|{REFERENCE_PREFIX}[A-Za-z0-9_]+",
+    trial=f"{TRIAL_ID_PATTERN}|{REFERENCE_ID_PATTERN}",
 
 
-def training_params(section):
-    """The config values a training job depends on, passed as params so that a change reruns
-    exactly the jobs that use them."""
+def code(script):
+    """Param: a hash of what a rule's jobs run (the script and the package modules it imports).
+    The default profile turns Snakemake's code trigger (script modification times) off; this
+    param reruns a rule's jobs when, and only when, that code really changes."""
+    return code_version(SCRIPTS / script)
+
+
+def hyperparameters(wildcards):
+    """Param: the trial's hyper-parameters (sampled, or a reference from the config)."""
+    trial = wildcards.trial
+    if trial in TRIALS:
+        return TRIALS[trial]
+    if trial in REFERENCES:
+        return REFERENCES[trial]
+    raise WorkflowError(
+        f"unknown trial {trial}: this config samples t0000 to t{len(TRIALS) - 1:04d} "
+        f"(search.n_trials) and has the references {sorted(REFERENCES)} (final.references)"
+    )
+
+
+def training_settings(stage):
+    """Param: the config values a training job depends on, so that a change reruns exactly
+    the jobs that use them."""
     search = config["search"]
     shared = {"seed": config["seed"], "device": config["device"]}
-    if section == "search":
+    if stage == "search":
         keys = ("folds", "patience", "max_epochs", "batch_size")
         return shared | {key: search[key] for key in keys}
-    if section == "final":
-        return shared | {"batch_size": search["batch_size"], "epochs": config["final"]["epochs"]}
-    raise ValueError(f"unknown training section {section}")
+    if stage == "final":
+        return shared | {
+            "batch_size": search["batch_size"],
+            "max_epochs": config["final"]["epochs"],
+        }
+    raise ValueError(f"unknown training stage {stage}")
 
 
 def search_outputs():
     return [
-        "results/search/configs.tsv",
+        "results/search/trials.tsv",
         "results/search/ranking.tsv",
         "results/search/sorted_scores.dat",
         "results/search/sorted_params.dat",
@@ -76,38 +98,17 @@ def search_outputs():
     ]
 
 
-def retrained_ids(wildcards=None):
-    """The final.top_k best configurations of the search that did not diverge, then the
-    reference configurations. Known once the ranking exists (rank_configs is a checkpoint)."""
-    ranking = read_table(checkpoints.rank_configs.get().output.ranking)
-    finite = ranking[ranking["status"] == "ok"]
-    return finite["config_id"].head(config["final"]["top_k"]).tolist() + REFERENCE_IDS
+def retrained_trials(wildcards=None):
+    """The final.top_k best trials of the search that did not diverge, then the references.
+    Known once the ranking exists (rank_trials is a checkpoint)."""
+    ranking = read_tsv(checkpoints.rank_trials.get().output.ranking)
+    finite = [row["trial"] for row in ranking if row["status"] == "ok"]
+    return finite[: config["final"]["top_k"]] + list(REFERENCES)
 
 
 def retrained(name):
-    """Input function: one file per retrained configuration (model.pt, metrics.json, ...)."""
-    return lambda wildcards: [f"results/final/{cid}/{name}" for cid in retrained_ids()]
-
-
-def config_json_path(config_id):
-    """A configuration's JSON: sampled by the search, or a reference from the config."""
-    if is_reference(config_id):
-        return f"results/final/reference_configs/{config_id}.json"
-    return f"results/search/configs/{config_id}.json"
-
-
-def config_json(wildcards):
-    return config_json_path(wildcards.config_id)
-
-
-def retrained_config_jsons(wildcards):
-    return [config_json_path(cid) for cid in retrained_ids()]
-
-
-def reference_config(wildcards):
-    """The hyper-parameters of a reference configuration, as given in the config."""
-    name = wildcards.config_id.removeprefix(REFERENCE_PREFIX)
-    return config["final"]["reference_configs"][name]
+    """Input function: one file per retrained trial (model.pt, metrics.json, ...)."""
+    return lambda wildcards: [f"results/final/{trial}/{name}" for trial in retrained_trials()]
 
 
 def figure_params(*keys):

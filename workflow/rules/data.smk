@@ -7,6 +7,10 @@ rule download_mnist:
         MNIST,
     log:
         "logs/data/download_mnist.log",
+    # first of all jobs: an offline machine or a wrong mnist_dir fails the run within seconds
+    priority: 100
+    params:
+        code=code("download_mnist.py"),
     conda:
         ENV
     script:
@@ -21,9 +25,11 @@ rule split_train_test:
         test=TEST_INDICES,
     log:
         "logs/data/split_train_test.log",
+    priority: 100
     params:
         seed=config["seed"],
         test_fraction=config["test_fraction"],
+        code=code("split_train_test.py"),
     conda:
         ENV
     script:

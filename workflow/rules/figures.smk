@@ -21,6 +21,7 @@ rule plot_receptive_fields:
         "logs/figures/plot_receptive_fields.log",
     params:
         **figure_params("n_neurons", "output_neurons"),
+        code=code("plot_receptive_fields.py"),
     conda:
         ENV
     script:
@@ -44,7 +45,8 @@ rule plot_gradient_ascent:
     log:
         "logs/figures/plot_gradient_ascent.log",
     params:
-        **figure_params(),
+        settings=figure_params(),
+        code=code("plot_gradient_ascent.py"),
     conda:
         ENV
     script:
@@ -63,6 +65,8 @@ rule plot_learning_curves:
         ),
     log:
         "logs/figures/plot_learning_curves.log",
+    params:
+        code=code("plot_learning_curves.py"),
     conda:
         ENV
     script:

@@ -1,18 +1,5 @@
 localrules:
-    write_reference_config,
     select_winner,
-
-
-rule write_reference_config:
-    output:
-        "results/final/reference_configs/{config_id}.json",
-    log:
-        "logs/final/write_reference_config/{config_id}.log",
-    params:
-        config=reference_config,
-    run:
-        write_json(output[0], {"config_id": wildcards.config_id, **params.config})
-        Path(log[0]).write_text(f"{params.config}\n")
 
 
 rule retrain:
@@ -20,17 +7,18 @@ rule retrain:
         data=MNIST,
         train=TRAIN_INDICES,
         test=TEST_INDICES,
-        config=config_json,
     output:
-        model="results/final/{config_id}/model.pt",
-        metrics="results/final/{config_id}/metrics.json",
-        history="results/final/{config_id}/history.tsv",
+        model="results/final/{trial}/model.pt",
+        metrics="results/final/{trial}/metrics.json",
+        history="results/final/{trial}/history.tsv",
     log:
-        "logs/final/retrain/{config_id}.log",
+        "logs/final/retrain/{trial}.log",
     benchmark:
-        "benchmarks/final/retrain/{config_id}.tsv"
+        "benchmarks/final/retrain/{trial}.tsv"
     params:
-        **training_params("final"),
+        trial=hyperparameters,
+        settings=training_settings("final"),
+        code=code("retrain.py"),
     threads: 2
     resources:
         mem_mb=2000,
@@ -46,7 +34,6 @@ rule select_winner:
     input:
         metrics=retrained("metrics.json"),
         models=retrained("model.pt"),
-        configs=retrained_config_jsons,
         ranking="results/search/ranking.tsv",
     output:
         summary=report(
@@ -62,6 +49,8 @@ rule select_winner:
         model="results/winner/winning_net.dat",
     log:
         "logs/final/select_winner.log",
+    params:
+        code=code("select_winner.py"),
     conda:
         ENV
     script:

@@ -1,48 +1,39 @@
 localrules:
-    sample_config,
-    tabulate_configs,
-    rank_configs,
+    sample_trials,
+    rank_trials,
 
 
-rule sample_config:
+rule sample_trials:
     output:
-        "results/search/configs/{config_id}.json",
+        "results/search/trials.tsv",
     log:
-        "logs/search/sample_config/{config_id}.log",
+        "logs/search/sample_trials.log",
     params:
         seed=config["seed"],
+        n_trials=config["search"]["n_trials"],
         space=search_space(config["search"]),
-    run:
-        # Microseconds of work: run inside Snakemake instead of starting a process per config.
-        drawn = write_sampled_config(output[0], params.seed, wildcards.config_id, params.space)
-        Path(log[0]).write_text(f"{drawn}\n")
-
-
-rule tabulate_configs:
-    input:
-        expand("results/search/configs/{config_id}.json", config_id=CONFIG_IDS),
-    output:
-        "results/search/configs.tsv",
-    log:
-        "logs/search/tabulate_configs.log",
-    run:
-        write_configs_table([read_json(path) for path in input], output[0])
-        Path(log[0]).write_text(f"{len(input)} configurations\n")
+        code=code("sample_trials.py"),
+    conda:
+        ENV
+    script:
+        "../scripts/sample_trials.py"
 
 
 rule cross_validate:
     input:
         data=MNIST,
         train=TRAIN_INDICES,
-        config="results/search/configs/{config_id}.json",
     output:
-        "results/search/cv/{config_id}.json",
+        cv="results/search/cv/{trial}.json",
+        history="results/search/cv/{trial}.history.tsv",
     log:
-        "logs/search/cross_validate/{config_id}.log",
+        "logs/search/cross_validate/{trial}.log",
     benchmark:
-        "benchmarks/search/cross_validate/{config_id}.tsv"
+        "benchmarks/search/cross_validate/{trial}.tsv"
     params:
-        **training_params("search"),
+        trial=hyperparameters,
+        settings=training_settings("search"),
+        code=code("cross_validate.py"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -54,9 +45,9 @@ rule cross_validate:
         "../scripts/cross_validate.py"
 
 
-checkpoint rank_configs:
+checkpoint rank_trials:
     input:
-        expand("results/search/cv/{config_id}.json", config_id=CONFIG_IDS),
+        expand("results/search/cv/{trial}.json", trial=TRIALS),
     output:
         ranking=report(
             "results/search/ranking.tsv",
@@ -71,8 +62,10 @@ checkpoint rank_configs:
             category="Search",
         ),
     log:
-        "logs/search/rank_configs.log",
+        "logs/search/rank_trials.log",
+    params:
+        code=code("rank_trials.py"),
     conda:
         ENV
     script:
-        "../scripts/rank_configs.py"
+        "../scripts/rank_trials.py"

@@ -1,42 +1,46 @@
-"""Gather the search: the configs table, the ranking by mean held-out loss, the search plot."""
+"""The search stage: cross-validate each trial, then rank them all and plot the search."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
 
-from .io import write_text
+from .io import FLOAT_FORMAT, read_json, write_json, write_table, write_text
 from .plotting import pyplot, save_png
-from .sampling import HYPERPARAMETERS
+from .trials import HYPERPARAMETERS
 
-FLOAT_FORMAT = "%.8g"  # enough digits to tell configurations apart, stable across runs
-
-
-def _to_tsv(table: pd.DataFrame) -> str:
-    return table.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="NaN")
+log = logging.getLogger(__name__)
 
 
-def write_table(table, path) -> None:
-    """A TSV of a DataFrame or of a list of dicts, floats with ``FLOAT_FORMAT``, NaN as NaN."""
-    write_text(path, _to_tsv(pd.DataFrame(table)))
+def cross_validate_stage(data, train_indices, outputs, trial: dict, settings: dict, threads: int):
+    """Rule cross_validate: k-fold CV of one trial on the training part; writes the result
+    (``outputs.cv``) and the per-fold, per-epoch history (``outputs.history``)."""
+    # torch is imported here, not at the top, so that ranking does not pay for it
+    from . import training
+    from .data import load_part
 
-
-def configs_table(configs: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(configs, columns=["config_id", *HYPERPARAMETERS]).sort_values("config_id")
-
-
-def write_configs_table(configs: list[dict], path) -> None:
-    write_table(configs_table(configs), path)
+    device = training.configure_torch(threads, settings["device"])
+    X, y = load_part(data, train_indices, device)  # once for all folds
+    log.info("trial %s on %d images, %d threads, %s", trial, len(y), threads, device)
+    result, history = training.cross_validate_trial(
+        trial, training.TrainingSettings.from_params(settings, device), X, y, settings["folds"]
+    )
+    result.update(threads=threads, device=device, torch_version=training.torch.__version__)
+    write_table(history, outputs.history)
+    write_json(outputs.cv, result)
+    log.info("mean held-out loss %s, status %s", result["mean_loss"], result["status"])
+    return result
 
 
 def build_ranking(cv_results: list[dict]) -> pd.DataFrame:
-    """One row per configuration, best (lowest mean held-out loss) first; diverged ones, whose
-    loss is NaN, last. Ties are broken by config id so that the order is reproducible."""
+    """One row per trial, best (lowest mean held-out loss) first; diverged ones, whose loss is
+    NaN, last. Ties are broken by trial id so that the order is reproducible."""
     rows = [
         {
-            "config_id": result["config_id"],
+            "trial": result["trial"],
             **result["params"],
             "mean_loss": np.nan if result["mean_loss"] is None else result["mean_loss"],
             "std_loss": np.nan if result["std_loss"] is None else result["std_loss"],
@@ -46,9 +50,9 @@ def build_ranking(cv_results: list[dict]) -> pd.DataFrame:
         }
         for result in cv_results
     ]
-    columns = ["config_id", *HYPERPARAMETERS, "mean_loss", "std_loss", "mean_accuracy"]
+    columns = ["trial", *HYPERPARAMETERS, "mean_loss", "std_loss", "mean_accuracy"]
     table = pd.DataFrame(rows, columns=[*columns, "mean_epochs", "status"]).sort_values(
-        ["mean_loss", "config_id"], na_position="last", kind="stable"
+        ["mean_loss", "trial"], na_position="last", kind="stable"
     )
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True)
@@ -56,18 +60,26 @@ def build_ranking(cv_results: list[dict]) -> pd.DataFrame:
 
 def write_ranking(table: pd.DataFrame, tsv, scores_dat, params_dat) -> None:
     """``ranking.tsv`` and the report's two files: ``sorted_scores.dat`` (the mean held-out
-    loss, one line per configuration, best first) and ``sorted_params.dat`` (the configuration
-    of the same line, as JSON)."""
+    loss, one line per trial, best first) and ``sorted_params.dat`` (the hyper-parameters of
+    the same line, as JSON)."""
     write_table(table, tsv)
     write_text(scores_dat, "".join(f"{FLOAT_FORMAT % loss}\n" for loss in table["mean_loss"]))
-    records = table[["config_id", *HYPERPARAMETERS]].to_dict("records")
+    records = table[["trial", *HYPERPARAMETERS]].to_dict("records")
     lines = [json.dumps(record) for record in records]
     write_text(params_dat, "\n".join(lines) + "\n")
 
 
-def read_table(path) -> pd.DataFrame:
-    """A TSV written by ``write_table``."""
-    return pd.read_csv(path, sep="\t")
+def rank_stage(cv_paths, outputs) -> pd.DataFrame:
+    """Rule rank_trials: the ranking, the report's two .dat files and the search plot."""
+    table = build_ranking([read_json(path) for path in cv_paths])
+    write_ranking(
+        table,
+        tsv=outputs.ranking,
+        scores_dat=outputs.sorted_scores,
+        params_dat=outputs.sorted_params,
+    )
+    plot_search(table, outputs.plot)
+    return table
 
 
 def plot_search(table: pd.DataFrame, path) -> None:
