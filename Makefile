@@ -1,32 +1,60 @@
 # The two commands of the README, each doing its own set-up on a fresh machine:
-#   make run  [ARGS="--config mnist_dir=../shared/data/mnist ..."]   runs the workflow
-#   make test [PYTEST_ARGS="-m 'not slow'"]                          runs the test suite
-#   make bench                                                       training speed figures
+#   make run  [ARGS="--configfile examples/reduced.yaml ..."]   runs the workflow
+#   make test [PYTEST_ARGS="..."]                               runs the whole test suite
+# and around them:
+#   make test-fast       the fast tier: synthetic data, in-process, no Snakemake (< 1 min)
+#   make progress        where a running or finished run stands, and the time left
+#   make report          the HTML report of the last run (with its own config), and a picture
+#   make bench           training speed and orchestration figures
+#   make lint            snakemake --lint, snakefmt, ruff
 
 PYTHON3 ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
-CORES ?= 4
+# all of this machine's cores, unless CORES=N is given
+CORES ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 ARGS ?=
 PYTEST_ARGS ?=
+PROGRESS_ARGS ?=
 BENCH_ARGS ?=
+RUN_CONFIG := results/run_config.yaml
+FAST := not workflow and not mnist and not slurm
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-fast progress report bench lint clean
 
-$(STAMP): requirements.txt
+# The venv: the pinned requirements, then this project's package (editable, so that
+# `import mnist_mlp` works anywhere and follows the code).
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation --editable .
 	cp requirements.txt $@
 
 run: $(STAMP)
+	$(PYTHON) -m mnist_mlp.config $(ARGS)
 	$(PYTHON) -m snakemake --cores $(CORES) $(ARGS)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+test-fast: $(STAMP)
+	$(PYTHON) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
+
+progress: $(STAMP)
+	$(PYTHON) -m mnist_mlp.progress --cores $(CORES) $(PROGRESS_ARGS)
+
+# the report of the results in results/, made with the config they were made with
+report: $(STAMP)
+	$(PYTHON) -m snakemake --report results/report.html \
+		$(if $(wildcard $(RUN_CONFIG)),--configfile $(RUN_CONFIG)) $(ARGS)
+	$(PYTHON) -m mnist_mlp.report results/report.html results/report.png
+
 bench: $(STAMP)
 	$(PYTHON) bench/training_speed.py $(BENCH_ARGS)
+	$(PYTHON) bench/thread_reproducibility.py $(BENCH_ARGS)
+	$(PYTHON) bench/orchestration.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PYTHON) -m snakemake --lint

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Install what start_local_cluster.sh needs (Debian/Ubuntu, as root). Skips what is present.
+# On a host with systemd, Debian also enables the packages' own services (munge and mariadb
+# start at once); the local test cluster uses none of them: it runs a munged and a MariaDB of
+# its own under /var/lib/slurm-local.
 set -euo pipefail
 packages=(slurm-wlm slurmdbd mariadb-server munge)
 missing=()

@@ -1,10 +1,67 @@
 #!/usr/bin/env bash
-# Stop the single-node SLURM cluster of start_local_cluster.sh (its state and database stay,
-# so a later start is quick). Safe to run when nothing is running.
-set -u
-for daemon in slurmd slurmctld slurmdbd; do
-  pkill -x "$daemon" && echo "[slurm-local] stopped $daemon"
+# Stop the single-node SLURM cluster of start_local_cluster.sh, and only that: the daemons it
+# started, found through the pid files it keeps under /var/lib/slurm-local, each checked to
+# still be that daemon before it is signalled (never by name). Then it removes the config files
+# it wrote in /etc/slurm (those carrying its marker line), so the host is as before the start:
+# with SLURM installed but no slurm.conf, SLURM's commands fail at once instead of waiting for
+# a controller. Its state and database stay under /var/lib/slurm-local, so a later start is
+# quick. Safe to run when nothing runs.
+set -euo pipefail
+
+ETC=/etc/slurm
+STATE=/var/lib/slurm-local
+# Same line as in start_local_cluster.sh.
+MARKER="# Written by slurm/start_local_cluster.sh (local test cluster); stop_local_cluster.sh removes it."
+
+log() { echo "[slurm-local] $*"; }
+# is PID DAEMON [ARGUMENT]: PID is a live DAEMON (by its executable) whose command line holds
+# ARGUMENT (as in start_local_cluster.sh).
+is() {
+  local exe command
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1  # also fails for a zombie
+  [ "${exe% (deleted)}" = "$(readlink -f "$(command -v "$2")")" ] || return 1
+  command=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $command == *"${3:-}"* ]]
+}
+stop() {  # stop DAEMON PIDFILE [ARGUMENT]
+  local pid
+  [ -e "$2" ] || return 0  # never started, or stopped already
+  pid=$(cat "$2" 2>/dev/null || true)
+  if ! is "$pid" "$1" "${3:-}"; then
+    log "$2 names pid ${pid:-?}, which is not the $1 that start_local_cluster.sh started" \
+      "(that one has exited): not signalling it"
+    rm -f "$2"
+    return 0
+  fi
+  kill -TERM "$pid"
+  for _ in $(seq 60); do is "$pid" "$1" "${3:-}" || break; sleep 0.5; done
+  if is "$pid" "$1" "${3:-}"; then
+    log "$1 (pid $pid) ignored TERM for 30 s: killing it"
+    kill -KILL "$pid"
+  fi
+  rm -f "$2"
+  log "stopped $1 (pid $pid)"
+}
+
+[ "$(id -u)" = 0 ] || { log "needs root"; exit 1; }
+# In the reverse order of the start; the pid files are those start_local_cluster.sh names.
+stop slurmd "$STATE/run/slurmd.pid"
+stop slurmctld "$STATE/run/slurmctld.pid"
+stop slurmdbd "$STATE/run/slurmdbd.pid"
+stop mariadbd "$STATE/mysql/mariadbd.pid" "$STATE/mysql"
+stop munged "$STATE/munge/munged.pid" "$STATE/munge/munge.socket.2"
+
+for conf in "$ETC/slurm.conf" "$ETC/slurmdbd.conf"; do
+  [ -e "$conf" ] || continue
+  if grep -qxF "$MARKER" "$conf"; then
+    rm -f "$conf" && log "removed $conf"
+  else
+    log "$conf was not written by start_local_cluster.sh: left as it is"
+  fi
 done
-mysqladmin shutdown 2>/dev/null && echo "[slurm-local] stopped MariaDB"
-pkill -x munged && echo "[slurm-local] stopped munged"
+if [ -e "$STATE/created-etc-slurm" ]; then
+  rmdir "$ETC" 2>/dev/null || true  # only if empty: anything else in it is not ours
+  rm -f "$STATE/created-etc-slurm"
+fi
 exit 0

@@ -1,20 +1,33 @@
-"""Shared fixtures: the real MNIST copy, config files, and running Snakemake in a scratch dir."""
+"""Shared fixtures and helpers.
+
+Tiers (``make test`` runs them all; ``make test-fast`` only the first):
+- fast (no marker): every stage function in-process on a small synthetic MNIST-shaped dataset
+  that the tests make themselves, and every config check; no Snakemake, no real data.
+- ``workflow``: runs Snakemake, for what only Snakemake can show (planning and reruns, kill and
+  resume, the report, end-to-end bad input); on the real MNIST.
+- ``mnist``: checks on the real MNIST in-process.
+- ``slurm``: the workflow on a local SLURM cluster.
+The real MNIST is looked for in ../shared/data/mnist (or $MNIST_DIR); without it the tests that
+need it skip, saying why (under CI=true they fail instead).
+"""
 
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# CI and the developers' machines have the real MNIST beside the checkout; elsewhere set
-# MNIST_DIR to a folder holding the four IDX files.
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -39,63 +52,72 @@ def merged(base: dict, overrides: dict) -> dict:
     return result
 
 
-# The smallest run that still exercises every stage on real images: 3 configurations,
-# 2 folds, 2 epochs each.
-TINY = {
-    "device": "cpu",  # exact comparisons between runs and with reloaded models, on any host
-    "search": {"n_configs": 3, "folds": 2, "max_epochs": 2},
-    "final": {"top_k": 2, "epochs": 2},
-}
+class Paths(dict):
+    """A stage function's outputs as the rule scripts pass them (Snakemake's named lists):
+    ``outputs.cv`` and ``outputs["layer1"]`` both work."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
-def write_config(path: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
-    config = merged(base if base is not None else default_config(), overrides or {})
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+# --- synthetic MNIST-shaped data ----------------------------------------------------------
+
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 2000, 500
+
+
+def _synthetic_digits(n: int, rng: np.random.Generator, templates: np.ndarray):
+    """``n`` 28×28 uint8 images of 10 classes (balanced), each its class's template scaled
+    and blurred by noise: learnable in a few epochs, like MNIST."""
+    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+    scale = rng.uniform(0.6, 1.0, size=(n, 1, 1))
+    images = templates[labels] * scale + rng.normal(0, 40, size=(n, 28, 28))
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file (the MNIST originals' format), gzipped when ``path`` ends in .gz."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
+    )
+    content = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as handle:
+        handle.write(content)
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A folder with the four MNIST IDX files (.gz) of a synthetic dataset, and the MD5s of
+    their uncompressed contents (what the download stage checks)."""
+    folder = tmp_path_factory.mktemp("synthetic_mnist")
+    rng = np.random.default_rng(0)
+    templates = (rng.random((10, 28, 28)) > 0.75) * 220.0
+    train = _synthetic_digits(SYNTHETIC_TRAIN, rng, templates)
+    test = _synthetic_digits(SYNTHETIC_TEST, rng, templates)
+    arrays = dict(zip(MNIST_FILES, (*train, *test), strict=True))
+    md5 = {}
+    for name, array in arrays.items():
+        write_idx(folder / f"{name}.gz", array)
+        with gzip.open(folder / f"{name}.gz", "rb") as handle:
+            md5[name] = hashlib.md5(handle.read()).hexdigest()
+    return folder, md5
+
+
+@pytest.fixture(scope="session")
+def synthetic_npz(synthetic_mnist, tmp_path_factory) -> Path:
+    """The dataset artifact of the synthetic MNIST, made by the download stage."""
+    from mnist_mlp.data import prepare_mnist
+
+    folder, md5 = synthetic_mnist
+    path = tmp_path_factory.mktemp("synthetic_data") / "mnist.npz"
+    prepare_mnist(path, folder, expected_md5=md5)
     return path
 
 
-def variant(tiny_run, tmp_path: Path, overrides: dict) -> tuple[Path, Path]:
-    """The tiny run's working directory with a config changed by ``overrides``, for dry-runs."""
-    workdir, configfile = tiny_run
-    base = yaml.safe_load(configfile.read_text())
-    return workdir, write_config(tmp_path / "variant.yaml", overrides, base=base)
-
-
-def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True):
-    """Run the repository's workflow with ``workdir`` as its working directory."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        "2",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-            f"{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:
-    """Jobs a dry-run plans, by rule (empty when nothing is left to do)."""
-    result = run_snakemake(workdir, configfile, "--dry-run", *args)
-    output = result.stdout + result.stderr
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:", 1)[1]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE))
-    counts.pop("total", None)
-    return {rule: int(count) for rule, count in counts.items()}
+# --- the real MNIST and Snakemake ----------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +139,79 @@ def mnist_npz(mnist_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "mnist.npz"
     prepare_mnist(path, mnist_dir)
     return path
+
+
+# The smallest run that still exercises every stage on real images: 3 trials, 2 folds,
+# 2 epochs each; the top 2 and the reference retrained for 2 epochs.
+TINY = {
+    "device": "cpu",  # exact comparisons between runs and with reloaded models, on any host
+    "search": {"n_trials": 3, "folds": 2, "max_epochs": 2},
+    "final": {"top_k": 2, "epochs": 2},
+}
+
+
+def write_config(path: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
+    config = merged(base if base is not None else default_config(), overrides or {})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def variant(tiny_run, tmp_path: Path, overrides: dict) -> tuple[Path, Path]:
+    """The tiny run's working directory with a config changed by ``overrides``, for dry-runs."""
+    workdir, configfile = tiny_run
+    base = yaml.safe_load(configfile.read_text())
+    return workdir, write_config(tmp_path / "variant.yaml", overrides, base=base)
+
+
+def snakemake_command(workdir: Path, configfile: Path | None, *args, snakefile=None) -> list:
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile or REPO / "Snakefile"),
+    ]
+    command += ["--directory", str(workdir), "--cores", "2"]
+    if configfile is not None:
+        command += ["--configfile", str(configfile)]
+    return [*command, *args]
+
+
+def run_snakemake(
+    workdir: Path, configfile: Path | None, *args: str, check: bool = True, snakefile=None
+):
+    """Run the workflow (the repository's, or ``snakefile``) in ``workdir``."""
+    command = snakemake_command(workdir, configfile, *args, snakefile=snakefile)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+            f"{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def planned_jobs(workdir: Path, configfile: Path, *args: str, snakefile=None) -> dict[str, int]:
+    """Jobs a dry-run plans, by rule (empty when nothing is left to do)."""
+    result = run_snakemake(workdir, configfile, "--dry-run", *args, snakefile=snakefile)
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE))
+    counts.pop("total", None)
+    return {rule: int(count) for rule, count in counts.items()}
+
+
+def copy_workflow(destination: Path) -> Path:
+    """A copy of the workflow's code (Snakefile, config, workflow/, profiles/) to edit in a
+    test; returns its Snakefile."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(REPO / name, destination / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("workflow", "profiles"):
+        shutil.copytree(REPO / name, destination / name, ignore=ignore)
+    return destination / "Snakefile"
 
 
 @pytest.fixture(scope="session")

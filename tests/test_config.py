@@ -1,53 +1,171 @@
-import shutil
+"""Every config check, in-process (fast tier): what the Snakefile runs before planning any
+job. Each bad value must be refused with a message that names its key."""
+
+import math
 
 import pytest
-from conftest import REPO, default_config, merged, planned_jobs, run_snakemake
-from snakemake.utils import validate
+import yaml
+from conftest import REPO, default_config, merged
 
-from mnist_mlp.config import ConfigError, check_config
+from mnist_mlp.config import (
+    ConfigError,
+    coerce_numbers,
+    load_schema,
+    load_yaml_file,
+    machine_memory_mb,
+    main,
+    training_memory_mb,
+    validate_config,
+)
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+NAN, INF = math.nan, math.inf
+
+# One wrong value for every key, and the key the message must name.
+BAD_VALUES = [
+    ({"seed": -1}, "seed"),
+    ({"seed": "zero"}, "seed"),
+    ({"seed": 2**32}, "seed"),  # sklearn's split takes seeds below 2**32
+    ({"seed": 1.5}, "seed"),
+    ({"mnist_dir": 5}, "mnist_dir"),
+    ({"mnist_dir": "/no/such/folder"}, "mnist_dir"),
+    ({"test_fraction": 0}, "test_fraction"),
+    ({"test_fraction": 1.5}, "test_fraction"),
+    ({"test_fraction": NAN}, "test_fraction"),
+    ({"test_fraction": 1e-5}, "test_fraction"),  # 0.6 images: not one per digit
+    ({"test_fraction": 0.99999}, "test_fraction"),
+    ({"device": "tpu"}, "device"),
+    ({"unknown_key": 1}, "(top level): Additional properties are not allowed ('unknown_key'"),
+    ({"search": {"n_trials": 0}}, "search.n_trials"),
+    ({"search": {"n_trials": 2.5}}, "search.n_trials"),
+    ({"search": {"n_trials": NAN}}, "search.n_trials"),
+    ({"search": {"n_trials": INF}}, "search.n_trials"),
+    ({"search": {"n_trials": 10_001}}, "search.n_trials"),
+    ({"search": {"folds": 1}}, "search.folds"),
+    ({"search": {"folds": 5000}}, "search.folds"),  # more folds than images of digit 5
+    ({"search": {"Nh1": [600, 50]}}, "search.Nh1"),
+    ({"search": {"Nh1": [50]}}, "search.Nh1"),
+    ({"search": {"Nh1": [50, 51]}}, "search.Nh1"),
+    ({"search": {"Nh1": [50, 10_000_000]}}, "search.Nh1"),  # weights beyond the memory
+    ({"search": {"Nh1": [50.5, 600]}}, "search.Nh1"),
+    ({"search": {"dropout": [0.4, 0.1]}}, "search.dropout"),
+    ({"search": {"dropout": [0.0, 1.0]}}, "search.dropout"),
+    ({"search": {"dropout": [NAN, 0.5]}}, "search.dropout"),
+    ({"search": {"log10_lr": [-1, -4]}}, "search.log10_lr"),
+    ({"search": {"log10_lr": [NAN, -1]}}, "search.log10_lr"),
+    ({"search": {"log10_lr": [-4, INF]}}, "search.log10_lr"),
+    ({"search": {"log10_lr": [-4, 400]}}, "search.log10_lr"),  # 10**400 overflows
+    ({"search": {"log10_L2": ["a", -2]}}, "search.log10_L2"),
+    ({"search": {"log10_L2": [-6, NAN]}}, "search.log10_L2"),
+    ({"search": {"optimizers": {"Adam": 0.5, "RMSprop": 0.2}}}, "search.optimizers"),
+    ({"search": {"optimizers": {"Adagrad": 1.0}}}, "search.optimizers"),
+    ({"search": {"optimizers": {"Adam": 1.2, "RMSprop": -0.2}}}, "search.optimizers"),
+    ({"search": {"optimizers": {"Adam": NAN, "RMSprop": 0.2}}}, "search.optimizers"),
+    ({"search": {"patience": 0}}, "search.patience"),
+    ({"search": {"max_epochs": 0}}, "search.max_epochs"),
+    ({"search": {"max_epochs": 2.5}}, "search.max_epochs"),
+    ({"search": {"batch_size": 0}}, "search.batch_size"),
+    ({"search": {"batch_size": INF}}, "search.batch_size"),
+    ({"final": {"top_k": 0}}, "final.top_k"),
+    ({"final": {"top_k": 200}}, "final.top_k"),
+    ({"final": {"epochs": 0}}, "final.epochs"),
+    ({"final": {"references": {"bad-name": {}}}}, "final.references"),
+    (
+        {"final": {"references": {"report_winner": {"optimizer": "Lion"}}}},
+        "final.references.report_winner.optimizer",
+    ),
+    (
+        {"final": {"references": {"report_winner": {"lr": NAN}}}},
+        "final.references.report_winner.lr",
+    ),
+    ({"final": {"references": {"report_winner": {"lr": -1e-3}}}}, "final.references.report_winner"),
+    (
+        {"final": {"references": {"report_winner": {"dropout": INF}}}},
+        "final.references.report_winner.dropout",
+    ),
+    (
+        {"final": {"references": {"report_winner": {"Nh1": 3_000_000}}}},
+        "final.references.report_winner",
+    ),
+    ({"figures": {"n_neurons": 0}}, "figures.n_neurons"),
+    ({"figures": {"output_neurons": 11}}, "figures.output_neurons"),
+    ({"figures": {"ascent_steps": 0}}, "figures.ascent_steps"),
+    ({"figures": {"ascent_step_size": 0}}, "figures.ascent_step_size"),
+    ({"figures": {"ascent_step_size": NAN}}, "figures.ascent_step_size"),
+    ({"figures": {"ascent_step_size": INF}}, "figures.ascent_step_size"),
+    ({"figures": {"ascent_start": 1.5}}, "figures.ascent_start"),
+    ({"figures": {"ascent_start": NAN}}, "figures.ascent_start"),
+]
 
 
 def test_the_default_config_is_valid():
-    config = default_config()
-    validate(config, SCHEMA)
-    check_config(config)
+    assert validate_config(default_config())[1] == []
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"search": {"Nh1": [600, 50]}}, "search.Nh1"),
-        ({"search": {"log10_lr": [-1, -4]}}, "search.log10_lr"),
-        ({"search": {"optimizers": {"Adam": 0.5, "RMSprop": 0.2}}}, "sum to 1"),
-        ({"final": {"top_k": 200}}, "final.top_k"),
-    ],
-)
-def test_check_config_names_the_key(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        check_config(merged(default_config(), overrides))
+@pytest.mark.parametrize(("overrides", "key"), BAD_VALUES, ids=[k for _, k in BAD_VALUES])
+def test_a_bad_value_is_refused_naming_its_key(overrides, key):
+    _, problems = validate_config(merged(default_config(), overrides))
+    assert problems, overrides
+    assert any(f"config key {key}" in line for line in problems), problems
 
 
-@pytest.mark.parametrize(
-    ("overrides", "key"),
-    [
-        ({"test_fraction": 1.5}, "test_fraction"),
-        ({"search": {"folds": 1}}, "folds"),
-        ({"search": {"optimizers": {"Adagrad": 1.0}}}, "Adagrad"),
-        ({"search": {"n_configs": "many"}}, "n_configs"),
-        ({"device": "tpu"}, "device"),
-    ],
-)
-def test_the_schema_rejects_wrong_values(overrides, key):
-    with pytest.raises(Exception, match=key):
-        validate(merged(default_config(), overrides), SCHEMA)
+def test_whole_number_floats_and_numeric_strings_are_numbers():
+    """``n_trials: 3.0`` means 3; Snakemake hands `--config search="{n_trials: 8}"` over as
+    {"n_trials": "8"}."""
+    config = merged(
+        default_config(),
+        {
+            "seed": 1.0,
+            "search": {"n_trials": "8", "folds": 2.0, "max_epochs": 3.0, "batch_size": 64.0},
+            "final": {"top_k": "2", "references": {"r": {"Nh1": 100.0, "Nh2": "50"}}},
+        },
+    )
+    config["final"]["references"]["r"] |= {"dropout": 0, "optimizer": "Adam", "lr": "1e-3"}
+    config["final"]["references"]["r"]["L2"] = 0
+    checked, problems = validate_config(config)
+    assert problems == []
+    assert checked["seed"] == 1 and isinstance(checked["seed"], int)
+    search = checked["search"]
+    assert [search[k] for k in ("n_trials", "folds", "max_epochs", "batch_size")] == [8, 2, 3, 64]
+    assert all(isinstance(search[k], int) for k in ("n_trials", "folds", "max_epochs"))
+    reference = checked["final"]["references"]["r"]
+    assert reference["Nh2"] == 50 and reference["lr"] == 1e-3
+    assert coerce_numbers({"search": {"n_trials": "many"}}, load_schema()) == {
+        "search": {"n_trials": "many"}
+    }  # left for the schema to reject, naming the key
+
+
+def test_a_broken_or_empty_config_file_is_named_with_its_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("search:\n  n_trials: 5\n  folds: [2\nfinal: {}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml, line \d+, column \d+: not valid YAML"):
+        load_yaml_file(broken)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(ConfigError, match="empty.yaml is empty"):
+        load_yaml_file(empty)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level is a list"):
+        load_yaml_file(listed)
+
+
+def test_make_run_checks_the_configfiles_it_is_given(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("seed: 1\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: [1\n")
+    assert main(["--cores", "2", "--configfile", str(good), "--dry-run"]) == 0
+    assert main(["--configfile", str(good), str(broken), "--config", "seed=2"]) == 2
+    assert "broken.yaml, line 2" in capsys.readouterr().err
+
+
+def test_the_memory_estimate_bounds_the_widths():
+    assert training_memory_mb(599, 598, 128) < 2000  # the default search's widest network
+    assert training_memory_mb(100_000, 100_000, 128) > machine_memory_mb()
 
 
 def test_env_file_pins_match_requirements():
     """The conda env and the venv must be the same software."""
-    import yaml
-
     pins = dict(
         line.split("==")
         for line in (REPO / "requirements.txt").read_text().splitlines()
@@ -59,59 +177,3 @@ def test_env_file_pins_match_requirements():
     for line in pip_section:
         name, version = line.split("==")
         assert pins.get(name) == version, f"{name}: env {version}, requirements {pins.get(name)}"
-
-
-def test_snakemake_lint_is_clean(tmp_path):
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    result = run_snakemake(tmp_path, tmp_path / "config.yaml", "--lint", check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_code_style_is_clean():
-    """ruff and snakefmt, as `make lint` runs them."""
-    import subprocess
-    import sys
-
-    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
-        result = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True)
-        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    result = subprocess.run(
-        [sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True
-    )
-    assert result.returncode == 0, result.stderr.decode()
-
-
-def test_numbers_given_as_nested_command_line_strings_are_numbers():
-    """Snakemake hands `--config search="{n_configs: 8}"` over as {"n_configs": "8"}."""
-    from mnist_mlp.config import coerce_numbers, load_schema
-
-    config = merged(
-        default_config(),
-        {
-            "search": {"n_configs": "8", "log10_lr": ["-3", "-1.5"], "optimizers": {"Adam": "1"}},
-            "final": {"reference_configs": {"r": {"lr": "1e-3", "optimizer": "Adam"}}},
-            "mnist_dir": "123",
-        },
-    )
-    config["search"]["optimizers"] = {"Adam": "1"}
-    coerced = coerce_numbers(config, load_schema(SCHEMA))
-    assert coerced["search"]["n_configs"] == 8 and isinstance(coerced["search"]["n_configs"], int)
-    assert coerced["search"]["log10_lr"] == [-3.0, -1.5]
-    assert coerced["search"]["optimizers"] == {"Adam": 1.0}
-    assert coerced["final"]["reference_configs"]["r"]["lr"] == 1e-3
-    assert coerced["mnist_dir"] == "123"  # a string where the schema wants one
-    assert coerce_numbers({"search": {"n_configs": "many"}}, load_schema(SCHEMA)) == {
-        "search": {"n_configs": "many"}
-    }  # left for the schema to reject, naming the key
-
-
-def test_nested_command_line_overrides_reach_the_plan(tmp_path):
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    jobs = planned_jobs(
-        tmp_path,
-        tmp_path / "config.yaml",
-        "--config",
-        "search={n_configs: 4, max_epochs: 3}",
-        "final={top_k: 2}",
-    )
-    assert jobs["sample_config"] == 4 and jobs["cross_validate"] == 4

@@ -1,75 +1,167 @@
+"""The data stage: fetch, verify, store, split, load; and what a damaged source or a full disk
+makes of it. Fast tier on a synthetic MNIST; the checks of the real one are marked mnist."""
+
+import errno
 import gzip
+import os
 import shutil
 
 import numpy as np
 import pytest
 
-from mnist_mlp.data import (
-    MNIST_MD5,
-    load_mnist,
-    load_part,
-    prepare_mnist,
-    stratified_split,
-)
+from mnist_mlp import data, io
+from mnist_mlp.data import MNIST_MD5, load_mnist, load_part, prepare_mnist, stratified_split
 from mnist_mlp.errors import UserFacingError
+from mnist_mlp.io import atomic_write_bytes, read_json, write_json, write_text
 
 
-def test_dataset_artifact_holds_the_real_mnist(mnist_npz):
+def _copy(folder, destination):
+    shutil.copytree(folder, destination)
+    return destination
+
+
+def test_the_dataset_file_holds_the_four_arrays_and_is_reproducible(synthetic_mnist, tmp_path):
+    folder, md5 = synthetic_mnist
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    prepare_mnist(first, folder, expected_md5=md5)
+    prepare_mnist(second, folder, expected_md5=md5)
+    # same bytes: a recreated dataset reruns nothing downstream (checksums, not times)
+    assert first.read_bytes() == second.read_bytes()
+    arrays = load_mnist(first)
+    assert (
+        arrays["train_images"].shape == (2000, 28, 28) and arrays["train_images"].dtype == np.uint8
+    )
+    assert arrays["test_labels"].shape == (500,)
+
+
+def test_load_part_scales_pixels_to_the_unit_interval(synthetic_npz, tmp_path):
+    rows = np.array([0, 5, 7])
+    np.save(tmp_path / "rows.npy", rows)
+    X, y = load_part(synthetic_npz, tmp_path / "rows.npy")
+    assert tuple(X.shape) == (3, 784)
+    assert 0.0 <= float(X.min()) and float(X.max()) <= 1.0
+    assert y.tolist() == load_mnist(synthetic_npz)["train_labels"][rows].tolist()
+
+
+@pytest.mark.parametrize("fault", ["truncated", "altered"])
+def test_a_damaged_source_file_is_named_with_its_checksum(synthetic_mnist, tmp_path, fault):
+    folder, md5 = synthetic_mnist
+    local = _copy(folder, tmp_path / "mnist")
+    name = "train-labels-idx1-ubyte"
+    with gzip.open(local / f"{name}.gz", "rb") as handle:
+        content = bytearray(handle.read())
+    (local / f"{name}.gz").unlink()
+    if fault == "truncated":
+        content = content[:-100]
+    else:
+        content[-1] ^= 0xFF
+    (local / name).write_bytes(bytes(content))  # uncompressed copies are accepted too
+    output = tmp_path / "out" / "mnist.npz"
+    with pytest.raises(UserFacingError, match=f"{name} has MD5 .* expected {md5[name]}"):
+        prepare_mnist(output, local, expected_md5=md5)
+    assert not output.exists()
+    assert list(output.parent.iterdir()) == []  # no partial or scratch files left behind
+
+
+def test_a_missing_file_or_folder_is_named(synthetic_mnist, tmp_path):
+    folder, md5 = synthetic_mnist
+    local = _copy(folder, tmp_path / "mnist")
+    (local / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(UserFacingError, match="t10k-images-idx3-ubyte.*missing"):
+        prepare_mnist(tmp_path / "mnist.npz", local, expected_md5=md5)
+    with pytest.raises(UserFacingError, match="not a folder"):
+        prepare_mnist(tmp_path / "mnist.npz", tmp_path / "nowhere", expected_md5=md5)
+
+
+def test_a_corrupt_gzip_is_named(synthetic_mnist, tmp_path):
+    folder, md5 = synthetic_mnist
+    local = _copy(folder, tmp_path / "mnist")
+    packed = local / "t10k-labels-idx1-ubyte.gz"
+    packed.write_bytes(packed.read_bytes()[:40])
+    with pytest.raises(UserFacingError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip"):
+        prepare_mnist(tmp_path / "mnist.npz", local, expected_md5=md5)
+
+
+def test_a_full_disk_is_reported_as_a_full_disk(synthetic_mnist, tmp_path, monkeypatch):
+    folder, md5 = synthetic_mnist
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data.shutil, "copyfileobj", no_space)
+    with pytest.raises(UserFacingError, match="no space left on the disk holding") as caught:
+        prepare_mnist(tmp_path / "mnist.npz", folder, expected_md5=md5)
+    assert "gzip" not in str(caught.value) and "Replace" not in str(caught.value)
+
+    def write(handle):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(UserFacingError, match=f"disk holding {tmp_path} while writing out.json"):
+        atomic_write_bytes(tmp_path / "out.json", write)
+    assert list(tmp_path.glob(".out.json*")) == []
+
+
+def test_a_killed_download_leaves_nothing_the_next_one_keeps(synthetic_mnist, tmp_path):
+    folder, md5 = synthetic_mnist
+    stale = tmp_path / f"{data.SCRATCH_PREFIX}abc123" / "MNIST" / "raw"
+    stale.mkdir(parents=True)
+    (stale / "train-images-idx3-ubyte").write_bytes(b"half")
+    prepare_mnist(tmp_path / "mnist.npz", folder, expected_md5=md5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
+
+
+def test_a_damaged_dataset_file_is_named_with_the_fix(synthetic_npz, tmp_path):
+    damaged = tmp_path / "mnist.npz"
+    damaged.write_bytes(synthetic_npz.read_bytes()[:5000])
+    with pytest.raises(UserFacingError, match=f"{damaged} is damaged .* Delete it"):
+        load_mnist(damaged)
+
+
+def test_a_damaged_result_is_named_moved_aside_and_recomputed_next(tmp_path):
+    result = tmp_path / "t0001.json"
+    write_json(result, {"trial": "t0001", "mean_loss": 0.1})
+    assert read_json(result)["trial"] == "t0001"
+    result.write_text(result.read_text()[:20])
+    with pytest.raises(UserFacingError, match="t0001.json is damaged .* Run the workflow again"):
+        read_json(result)
+    assert not result.exists() and (tmp_path / "t0001.json.damaged").exists()
+
+
+def test_outputs_get_the_permissions_of_an_ordinary_file(tmp_path):
+    """Not mkstemp's private 0600: on a shared cluster the group reads the results."""
+    previous = os.umask(0o002)  # a group-shared project folder
+    try:
+        io._umask.cache_clear()
+        write_text(tmp_path / "ranking.tsv", "x\n")
+        (tmp_path / "plain.txt").write_text("x\n")
+        mode = (tmp_path / "ranking.tsv").stat().st_mode & 0o777
+        assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(previous)
+        io._umask.cache_clear()
+
+
+@pytest.mark.mnist
+def test_the_real_mnist_is_verified_and_stored(mnist_npz):
     mnist = load_mnist(mnist_npz)
     assert mnist["train_images"].shape == (60_000, 28, 28)
     assert mnist["test_images"].shape == (10_000, 28, 28)
-    assert mnist["train_images"].dtype == np.uint8
     assert set(np.unique(mnist["train_labels"])) == set(range(10))
-    assert np.bincount(mnist["train_labels"]).tolist()[:3] == [5923, 6742, 5958]  # published
+    counts = np.bincount(mnist["train_labels"]).tolist()
+    from mnist_mlp.constants import MNIST_TRAIN_CLASS_COUNTS
+
+    assert tuple(counts) == MNIST_TRAIN_CLASS_COUNTS  # the published counts
+    assert MNIST_MD5["train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
 
 
-def test_load_part_scales_pixels_to_unit_interval(mnist_npz, tmp_path):
-    rows = np.array([0, 5, 7])
-    np.save(tmp_path / "rows.npy", rows)
-    X, y = load_part(mnist_npz, tmp_path / "rows.npy")
-    assert tuple(X.shape) == (3, 784)
-    assert float(X.min()) == 0.0 and float(X.max()) == 1.0
-    assert y.tolist() == load_mnist(mnist_npz)["train_labels"][rows].tolist()
-
-
-def test_split_is_disjoint_stratified_and_seeded(mnist_npz):
+@pytest.mark.mnist
+def test_the_real_split_is_disjoint_stratified_and_seeded(mnist_npz):
     labels = load_mnist(mnist_npz)["train_labels"]
     train, test = stratified_split(labels, 0.15, seed=0)
     assert len(train) == 51_000 and len(test) == 9_000
     assert not set(train) & set(test)
-    assert len(set(train) | set(test)) == 60_000
     overall = np.bincount(labels) / len(labels)
     assert np.abs(np.bincount(labels[test]) / len(test) - overall).max() < 1e-3
     again, _ = stratified_split(labels, 0.15, seed=0)
     other, _ = stratified_split(labels, 0.15, seed=1)
-    assert np.array_equal(train, again)
-    assert not np.array_equal(train, other)
-
-
-def _copy_of(mnist_dir, destination):
-    shutil.copytree(mnist_dir, destination)
-    return destination
-
-
-def test_a_truncated_file_is_rejected_with_its_checksum(mnist_dir, tmp_path):
-    local = _copy_of(mnist_dir, tmp_path / "mnist")
-    name = "train-labels-idx1-ubyte"
-    with gzip.open(local / f"{name}.gz", "rb") as handle:
-        content = handle.read()
-    (local / f"{name}.gz").unlink()
-    (local / name).write_bytes(content[:-100])  # uncompressed copies are accepted too
-    output = tmp_path / "out" / "mnist.npz"
-    output.parent.mkdir()
-    with pytest.raises(UserFacingError, match=f"{name}.*{MNIST_MD5[name]}"):
-        prepare_mnist(output, local)
-    assert not output.exists()
-    assert list(output.parent.iterdir()) == []  # no partial files left behind
-
-
-def test_a_missing_file_or_folder_is_named(mnist_dir, tmp_path):
-    local = _copy_of(mnist_dir, tmp_path / "mnist")
-    (local / "t10k-images-idx3-ubyte.gz").unlink()
-    with pytest.raises(UserFacingError, match="t10k-images-idx3-ubyte"):
-        prepare_mnist(tmp_path / "mnist.npz", local)
-    with pytest.raises(UserFacingError, match="not a folder"):
-        prepare_mnist(tmp_path / "mnist.npz", tmp_path / "nowhere")
+    assert np.array_equal(train, again) and not np.array_equal(train, other)

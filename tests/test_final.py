@@ -1,40 +1,34 @@
-"""The final stage: retraining, the winner, the neuron figures and the report."""
+"""The final stage's rules: who wins, and what the neuron figures compute (fast tier)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import default_config, planned_jobs, run_snakemake, variant
+from conftest import default_config
 
 from mnist_mlp import figures
-from mnist_mlp.data import load_part
-from mnist_mlp.final import select_winner
-from mnist_mlp.io import read_json
-from mnist_mlp.model import MLP, load_model
-from mnist_mlp.plotting import FIGURE_DPI
-from mnist_mlp.training import evaluate
-
-RETRAINED = ["c0000", "c0001", "ref_report_winner"]  # the tiny run: top 2 + the reference
+from mnist_mlp.errors import UserFacingError
+from mnist_mlp.model import MLP
+from mnist_mlp.winner import candidates_table, select_winner
 
 
 def _candidates(rows):
-    columns = ["config_id", "reference", "status", "test_accuracy", "cv_loss"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=["trial", "reference", "status", "test_accuracy", "cv_loss"])
 
 
 def test_the_best_test_accuracy_wins_and_ties_go_to_the_lower_cv_loss():
     table = select_winner(
         _candidates(
             [
-                ("c0001", False, "ok", 0.97, 0.10),
-                ("c0002", False, "ok", 0.98, 0.12),
-                ("c0003", False, "ok", 0.98, 0.09),
-                ("c0004", False, "ok", 0.96, 0.05),
+                ("t0001", False, "ok", 0.97, 0.10),
+                ("t0002", False, "ok", 0.98, 0.12),
+                ("t0003", False, "ok", 0.98, 0.09),
+                ("t0004", False, "ok", 0.96, 0.05),
             ]
         )
     )
-    assert table.loc[table["winner"], "config_id"].tolist() == ["c0003"]
-    assert table["config_id"].tolist() == ["c0003", "c0002", "c0001", "c0004"]
+    assert table.loc[table["winner"], "trial"].tolist() == ["t0003"]
+    assert table["trial"].tolist() == ["t0003", "t0002", "t0001", "t0004"]
 
 
 def test_references_and_diverged_fits_never_win():
@@ -42,27 +36,44 @@ def test_references_and_diverged_fits_never_win():
         _candidates(
             [
                 ("ref_report_winner", True, "ok", 0.999, np.nan),
-                ("c0005", False, "diverged", np.nan, np.nan),
-                ("c0006", False, "ok", 0.90, 0.30),
+                ("t0005", False, "diverged", np.nan, np.nan),
+                ("t0006", False, "ok", 0.90, 0.30),
             ]
         )
     )
-    assert table.loc[table["winner"], "config_id"].tolist() == ["c0006"]
-    with pytest.raises(ValueError, match="no retrained configuration can win"):
+    assert table.loc[table["winner"], "trial"].tolist() == ["t0006"]
+    with pytest.raises(UserFacingError, match="no retrained trial can win"):
         select_winner(_candidates([("ref_a", True, "ok", 0.99, np.nan)]))
 
 
-def test_receptive_fields_are_the_products_of_the_trained_weights(tiny_run):
-    module, _ = load_model(tiny_run[0] / "results/winner/winning_net.dat")
-    state = {key: value.double().numpy() for key, value in module.state_dict().items()}
-    w1 = state["layers.hidden1.weight"]
-    w2 = state["layers.hidden2.weight"]
-    w3 = state["layers.output.weight"]
+def test_with_every_trial_diverged_and_no_reference_the_message_says_so():
+    """Nothing is retrained then: select_winner gets no metrics at all."""
+    ranking = pd.DataFrame({"trial": ["t0000"], "mean_loss": [np.nan]})
+    with pytest.raises(UserFacingError, match="no retrained trial can win"):
+        select_winner(candidates_table({}, ranking))
+
+
+def test_receptive_fields_are_the_products_of_the_weights():
+    torch.manual_seed(0)
+    module = MLP(40, 30)
+    w1, w2, w3 = (layer.weight.detach().double().numpy() for layer in module.linear_layers())
     fields = figures.receptive_fields(module)
     np.testing.assert_allclose(fields["layer1"], w1)
     np.testing.assert_allclose(fields["layer2"], w2 @ w1, rtol=1e-10)
     np.testing.assert_allclose(fields["output"], w3 @ (w2 @ w1), rtol=1e-10, atol=1e-14)
     assert fields["output"].shape == (10, 784)
+
+
+def test_the_activation_of_a_layer_is_its_linear_output():
+    torch.manual_seed(0)
+    module = MLP(40, 30).eval()
+    x = torch.rand(5, 784)
+    hidden1, hidden2, output = module.linear_layers()
+    first = hidden1(x)
+    second = hidden2(torch.nn.functional.leaky_relu(first))
+    assert torch.allclose(figures.activation(module, "layer1", x), first)
+    assert torch.allclose(figures.activation(module, "layer2", x), second)
+    assert torch.allclose(figures.activation(module, "output", x), module(x))
 
 
 def test_gradient_ascent_reaches_the_box_maximiser_of_a_layer1_neuron():
@@ -91,100 +102,3 @@ def test_gradient_ascent_reaches_the_box_maximiser_of_a_layer1_neuron():
     assert stats["largest_decrease"] == 0.0
     assert stats["pixels_equal_to_box_maximiser"] >= 0.99
     assert stats["activation_reached"] == trace[-1].tolist()
-
-
-def test_deeper_gradient_ascent_raises_the_activation_within_the_box(tiny_run):
-    module, _ = load_model(tiny_run[0] / "results/winner/winning_net.dat")
-    for layer in ("layer2", "output"):
-        images, trace = figures.gradient_ascent(module, layer, [0, 1, 2], 200, 10.0, 0.5)
-        assert images.min() >= 0 and images.max() <= 1
-        reached = figures.activation(module, layer, torch.from_numpy(images))[range(3), [0, 1, 2]]
-        np.testing.assert_allclose(reached.detach().numpy(), trace.max(axis=0), rtol=1e-5)
-        stats = figures.ascent_stats(images, trace)
-        np.testing.assert_allclose(stats["activation_reached"], reached.detach().numpy(), rtol=1e-5)
-        assert (trace.max(axis=0) > trace[0]).all()
-
-
-def test_the_saved_winner_reproduces_its_recorded_accuracies(tiny_run):
-    workdir = tiny_run[0]
-    winner = read_json(workdir / "results/winner/winner.json")
-    module, checkpoint = load_model(workdir / "results/winner/winning_net.dat")
-    assert checkpoint["config"]["config_id"] == winner["config_id"]
-    metrics = read_json(workdir / f"results/final/{winner['config_id']}/metrics.json")
-    torch.set_num_threads(metrics["threads"])  # same summation order as the job
-    data = workdir / "results/data/mnist.npz"
-    split = workdir / "results/data/split"
-    parts = {
-        "test_accuracy": load_part(data, split / "test_indices.npy"),
-        "whole_dataset_accuracy": load_part(data),
-        "official_test_accuracy": load_part(data, official_test=True),
-    }
-    for key, (X, y) in parts.items():
-        assert evaluate(module, X, y)[1] == winner[key], key
-
-
-def test_tiny_run_produces_every_final_artifact(tiny_run):
-    workdir = tiny_run[0]
-    summary = pd.read_csv(workdir / "results/final/summary.tsv", sep="\t")
-    assert sorted(summary["config_id"]) == RETRAINED
-    assert summary["winner"].sum() == 1
-    assert not summary.loc[summary["reference"], "winner"].any()
-    for cid in RETRAINED:
-        history = pd.read_csv(workdir / f"results/final/{cid}/history.tsv", sep="\t")
-        assert history["epoch"].tolist() == [1, 2]
-        assert history[["train_loss", "test_loss", "test_accuracy"]].notna().all().all()
-        metrics = read_json(workdir / f"results/final/{cid}/metrics.json")
-        assert metrics["test_accuracy"] == pytest.approx(history["test_accuracy"].iloc[-1])
-        for key in ("test_accuracy", "official_test_accuracy", "whole_dataset_accuracy"):
-            assert 0.5 < metrics[key] <= 1.0  # two epochs of real training on real images
-    winner = read_json(workdir / "results/winner/winner.json")
-    for key in ("config_id", "params", "test_accuracy", "official_test_accuracy"):
-        assert key in winner
-    assert winner["params"]["Nh1"] == summary.loc[summary["winner"], "Nh1"].item()
-
-
-@pytest.mark.parametrize(
-    ("name", "panels", "rows"),
-    [
-        ("receptive_fields_layer1", 1, 5),
-        ("receptive_fields_layer2", 1, 5),
-        ("receptive_fields_output", 1, 2),
-        ("gradient_ascent_layer1", 2, 5),
-        ("gradient_ascent_layer2", 1, 5),
-        ("gradient_ascent_output", 1, 2),
-    ],
-)
-def test_neuron_figures_have_the_right_size_and_are_not_blank(tiny_run, name, panels, rows):
-    import matplotlib.image
-
-    image = matplotlib.image.imread(tiny_run[0] / f"results/figures/{name}.png")
-    height, width = image.shape[:2]
-    assert width == round(FIGURE_DPI * 5.0 * panels)
-    assert height == round(FIGURE_DPI * (1.05 * rows + 0.9))
-    assert image[..., :3].std() > 0.1
-
-
-def test_the_html_report_is_built(tiny_run):
-    workdir, configfile = tiny_run
-    run_snakemake(workdir, configfile, "--report", "results/report.html")
-    html = (workdir / "results/report.html").read_text(errors="replace")
-    assert len(html) > 100_000
-    for name in ("receptive_fields_layer1.png", "learning_curves.png", "winner.json"):
-        assert name in html
-
-
-def test_a_new_top_k_member_is_the_only_retrain(tiny_run, tmp_path):
-    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 3}}))
-    assert jobs["retrain"] == 1
-    assert not {"sample_config", "cross_validate", "rank_configs"} & set(jobs)
-
-
-def test_changing_the_epochs_retrains_all_but_searches_nothing(tiny_run, tmp_path):
-    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"epochs": 3}}))
-    assert jobs["retrain"] == 3
-    assert not {"sample_config", "cross_validate", "rank_configs"} & set(jobs)
-
-
-def test_changing_a_figure_setting_redraws_only_that_figure(tiny_run, tmp_path):
-    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"figures": {"ascent_steps": 50}}))
-    assert jobs == {"plot_gradient_ascent": 1, "all": 1}

@@ -13,7 +13,7 @@ from conftest import REPO, run_snakemake
 
 from mnist_mlp.io import read_json
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 ACCOUNT, PARTITION = "snaketest", "local"
 
@@ -65,10 +65,10 @@ def test_the_tiny_run_on_slurm_matches_the_local_run(slurm_cluster, tiny_run, tm
     ).stdout.split()
     states = dict(line.split("|") for line in accounting)
     config = yaml.safe_load(configfile.read_text())
-    retrained = config["final"]["top_k"] + len(config["final"]["reference_configs"])
-    # split_train_test + one CV task per configuration + the retrainings; everything else is
+    retrained = config["final"]["top_k"] + len(config["final"]["references"])
+    # split_train_test + one CV task per trial + the retrainings; everything else is
     # a local rule of the main process
-    expected = 1 + config["search"]["n_configs"] + retrained
+    expected = 1 + config["search"]["n_trials"] + retrained
     assert len(states) == expected, states
     assert set(states.values()) == {"COMPLETED"}, states
     assert any("_" in job for job in states), "cross_validate was not a job array"

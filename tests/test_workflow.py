@@ -1,114 +1,244 @@
-"""The search stage through Snakemake on the real MNIST, and what a change makes it rerun."""
+"""The workflow through Snakemake on the real MNIST (workflow tier): a tiny complete run, and
+what each kind of change makes Snakemake rerun, asked of it with dry-runs."""
 
-import json
+import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, planned_jobs, variant
+import torch
+from conftest import REPO, copy_workflow, planned_jobs, variant
 
+from mnist_mlp import figures
+from mnist_mlp.data import load_part
 from mnist_mlp.io import read_json
+from mnist_mlp.model import load_model
+from mnist_mlp.training import evaluate
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workflow
 
-SEARCH_OUTPUTS = [
-    "results/data/mnist.npz",
-    "results/data/split/train_indices.npy",
-    "results/data/split/test_indices.npy",
-    "results/search/configs.tsv",
-    "results/search/ranking.tsv",
-    "results/search/sorted_scores.dat",
-    "results/search/sorted_params.dat",
-    "results/search/search_overview.png",
-]
+TRIALS = ["t0000", "t0001", "t0002"]
+FIGURE_RULES = {"plot_search", "plot_receptive_fields", "plot_gradient_ascent"}
+AFTER_RANKING = {
+    "rank_trials",
+    "select_winner",
+    "report_tables",
+    "plot_search",
+    "plot_learning_curves",
+    "plot_receptive_fields",
+    "plot_gradient_ascent",
+    "all",
+}
 
 
-def test_tiny_run_produces_every_search_artifact(tiny_run):
+def test_the_tiny_run_produces_every_artifact(tiny_run):
     workdir, _ = tiny_run
-    for path in SEARCH_OUTPUTS:
+    for path in (
+        "results/data/mnist.npz",
+        "results/search/trials.tsv",
+        "results/search/ranking.tsv",
+        "results/search/sorted_scores.dat",
+        "results/search/sorted_params.dat",
+        "results/final/summary.tsv",
+        "results/winner/winner.json",
+        "results/winner/winning_net.dat",
+        "results/figures/search_overview.png",
+        "results/figures/learning_curves.png",
+        "results/report/winner.html",
+        "results/run_config.yaml",
+    ):
         assert (workdir / path).stat().st_size > 0, path
-    for cid in ("c0000", "c0001", "c0002"):
-        assert read_json(workdir / f"results/search/configs/{cid}.json")["config_id"] == cid
-        cv = read_json(workdir / f"results/search/cv/{cid}.json")
-        assert cv["status"] == "ok" and len(cv["folds"]) == 2
-        assert cv["threads"] == 1
-        assert (workdir / f"benchmarks/search/cross_validate/{cid}.tsv").exists()
-        epoch_lines = [
-            line
-            for line in (workdir / f"logs/search/cross_validate/{cid}.log").read_text().splitlines()
-            if " epoch " in line
-        ]
-        assert len(epoch_lines) == 4  # 2 folds x 2 epochs, one line each
+    for trial in TRIALS:
+        cv = read_json(workdir / f"results/search/cv/{trial}.json")
+        assert cv["status"] == "ok" and len(cv["folds"]) == 2 and cv["threads"] == 1
+        assert (workdir / f"benchmarks/search/cross_validate/{trial}.tsv").exists()
+        log = (workdir / f"logs/search/cross_validate/{trial}.log").read_text()
+        for fold in (1, 2):
+            for epoch in (1, 2):
+                assert f"fold {fold}/2 epoch {epoch}/2 " in log
+    summary = pd.read_csv(workdir / "results/final/summary.tsv", sep="\t")
+    assert sorted(summary["trial"]) == ["ref_report_winner", "t0000", "t0001"]
+    assert summary["winner"].sum() == 1
+    for trial in summary["trial"]:
+        metrics = read_json(workdir / f"results/final/{trial}/metrics.json")
+        for key in ("test_accuracy", "official_test_accuracy", "whole_dataset_accuracy"):
+            assert 0.5 < metrics[key] <= 1.0  # two epochs of real training on real images
 
 
-def test_ranking_is_sorted_and_matches_the_cv_results(tiny_run):
-    workdir, _ = tiny_run
-    ranking = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t")
-    assert ranking["rank"].tolist() == [1, 2, 3]
-    assert ranking["mean_loss"].is_monotonic_increasing
-    for row in ranking.itertuples():
-        cv = read_json(workdir / f"results/search/cv/{row.config_id}.json")
-        assert row.mean_loss == pytest.approx(cv["mean_loss"], rel=1e-7)
-        assert row.Nh1 == cv["params"]["Nh1"] and row.optimizer == cv["params"]["optimizer"]
-    scores = np.loadtxt(workdir / "results/search/sorted_scores.dat")
-    assert scores == pytest.approx(ranking["mean_loss"].to_numpy(), rel=1e-7)
-    params = [json.loads(line) for line in open(workdir / "results/search/sorted_params.dat")]
-    assert [p["config_id"] for p in params] == ranking["config_id"].tolist()
+def test_the_saved_winner_reproduces_its_recorded_accuracies(tiny_run):
+    workdir = tiny_run[0]
+    winner = read_json(workdir / "results/winner/winner.json")
+    module, checkpoint = load_model(workdir / "results/winner/winning_net.dat")
+    assert checkpoint["trial"]["trial"] == winner["trial"]
+    data, split = workdir / "results/data/mnist.npz", workdir / "results/data/split"
+    parts = {
+        "test_accuracy": load_part(data, split / "test_indices.npy"),
+        "whole_dataset_accuracy": load_part(data),
+        "official_test_accuracy": load_part(data, official_test=True),
+    }
+    for key, (X, y) in parts.items():
+        assert evaluate(module, X, y)[1] == winner[key], key
 
 
-def test_search_plot_is_a_real_picture(tiny_run):
-    import matplotlib.image
-
-    image = matplotlib.image.imread(tiny_run[0] / "results/search/search_overview.png")
-    assert image.shape[0] > 300 and image.shape[1] > 800
-    assert image[..., :3].std() > 0.05  # not blank
+def test_deeper_gradient_ascent_raises_the_activation_within_the_box(tiny_run):
+    module, _ = load_model(tiny_run[0] / "results/winner/winning_net.dat")
+    for layer in ("layer2", "output"):
+        images, trace = figures.gradient_ascent(module, layer, [0, 1, 2], 200, 10.0, 0.5)
+        assert images.min() >= 0 and images.max() <= 1
+        reached = figures.activation(module, layer, torch.from_numpy(images))[range(3), [0, 1, 2]]
+        np.testing.assert_allclose(reached.detach().numpy(), trace.max(axis=0), rtol=1e-5)
+        assert (trace.max(axis=0) > trace[0]).all()
 
 
 def test_after_a_complete_run_nothing_is_left_to_do(tiny_run):
     assert planned_jobs(*tiny_run) == {}
 
 
-def test_raising_n_configs_plans_only_the_new_config(tiny_run, tmp_path):
-    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"n_configs": 4}}))
-    upstream = {"download_mnist", "split_train_test", "sample_config", "cross_validate"}
-    assert {rule: count for rule, count in jobs.items() if rule in upstream} == {
-        "sample_config": 1,
-        "cross_validate": 1,
-    }
-    # the rank and what follows it; retraining is decided once the new ranking exists
-    assert set(jobs) - upstream <= {
-        "tabulate_configs",
-        "rank_configs",
-        "select_winner",
-        "plot_receptive_fields",
-        "plot_gradient_ascent",
-        "plot_learning_curves",
-        "all",
-    }
-    assert jobs["rank_configs"] == 1
+def test_another_thread_count_reruns_nothing(tiny_run):
+    """Results do not depend on the threads (MKL's strict mode), so --cores 1 keeps them."""
+    assert planned_jobs(*tiny_run, "--cores", "1") == {}
+
+
+def test_raising_n_trials_cross_validates_only_the_new_trial(tiny_run, tmp_path):
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"n_trials": 4}}))
+    assert jobs["cross_validate"] == 1 and jobs["sample_trials"] == 1
+    assert set(jobs) - {"cross_validate", "sample_trials"} <= AFTER_RANKING | {"retrain"}
+    assert "download_mnist" not in jobs and "split_train_test" not in jobs
+
+
+def test_the_default_config_plans_the_full_search_download_first(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    jobs = planned_jobs(tmp_path, tmp_path / "config.yaml")
+    assert jobs["cross_validate"] == 150 and jobs["sample_trials"] == 1
+    assert jobs["download_mnist"] == 1 and jobs["rank_trials"] == 1
 
 
 def test_changing_a_final_value_plans_no_search_job(tiny_run, tmp_path):
     jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 1, "epochs": 5}}))
-    assert "sample_config" not in jobs and "cross_validate" not in jobs
-    assert "download_mnist" not in jobs and "split_train_test" not in jobs
+    assert not {"sample_trials", "cross_validate", "download_mnist", "split_train_test"} & set(jobs)
     assert jobs["retrain"] >= 1 and jobs["select_winner"] == 1
+
+
+def test_a_new_top_k_member_is_the_only_retrain(tiny_run, tmp_path):
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"final": {"top_k": 3}}))
+    assert jobs["retrain"] == 1
+    assert not {"sample_trials", "cross_validate", "rank_trials"} & set(jobs)
 
 
 def test_changing_a_search_bound_resamples_and_reruns_cv(tiny_run, tmp_path):
     jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"log10_lr": [-3, -1]}}))
-    assert jobs["sample_config"] == 3 and jobs["cross_validate"] == 3
+    assert jobs["sample_trials"] == 1 and jobs["cross_validate"] == 3
     assert "download_mnist" not in jobs and "split_train_test" not in jobs
 
 
 def test_changing_a_training_setting_reruns_cv_but_not_sampling(tiny_run, tmp_path):
     jobs = planned_jobs(*variant(tiny_run, tmp_path, {"search": {"patience": 3}}))
-    assert jobs["cross_validate"] == 3 and "sample_config" not in jobs
+    assert jobs["cross_validate"] == 3 and "sample_trials" not in jobs
 
 
-def test_default_config_plans_the_full_search(tmp_path):
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    jobs = planned_jobs(tmp_path, tmp_path / "config.yaml")
-    assert jobs["sample_config"] == 150 and jobs["cross_validate"] == 150
-    assert jobs["download_mnist"] == 1 and jobs["rank_configs"] == 1
+def test_changing_a_figure_setting_redraws_only_that_figure(tiny_run, tmp_path):
+    jobs = planned_jobs(*variant(tiny_run, tmp_path, {"figures": {"ascent_steps": 50}}))
+    assert jobs == {"plot_gradient_ascent": 1, "all": 1}
+
+
+def test_how_the_config_writes_a_mapping_or_a_number_changes_nothing(tiny_run, tmp_path):
+    workdir, configfile = tiny_run
+    import yaml
+
+    config = yaml.safe_load(configfile.read_text())
+    config["search"]["optimizers"] = dict(reversed(list(config["search"]["optimizers"].items())))
+    reference = config["final"]["references"]["report_winner"]
+    config["final"]["references"]["report_winner"] = {
+        "L2": float(reference["L2"]),
+        "lr": f"{reference['lr']:.2e}".replace("e-06", "e-6"),  # 9.51e-6, a string as --config
+        **{key: reference[key] for key in ("optimizer", "dropout", "Nh2", "Nh1")},
+    }
+    config["search"]["max_epochs"] = float(config["search"]["max_epochs"])  # 2.0 means 2
+    rewritten = tmp_path / "rewritten.yaml"
+    rewritten.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert planned_jobs(workdir, rewritten) == {}
+
+
+def test_a_deleted_trial_result_is_noticed_and_recomputed(tiny_run, tmp_path):
+    workdir, configfile = tiny_run
+    result = workdir / "results/search/cv/t0002.json"
+    kept = tmp_path / "t0002.json"
+    shutil.copy2(result, kept)
+    result.unlink()
+    try:
+        jobs = planned_jobs(workdir, configfile)
+    finally:
+        shutil.copy2(kept, result)
+    assert jobs["cross_validate"] == 1 and jobs["rank_trials"] == 1
+    assert "retrain" not in jobs
+
+
+# --- reruns follow the code's content ----------------------------------------------------
+
+
+@pytest.fixture
+def workflow_copy(tmp_path):
+    """An editable copy of the workflow's code; the tiny run's results are planned against it
+    (the code hashes do not depend on where the code lies)."""
+    (tmp_path / "code").mkdir()
+    return copy_workflow(tmp_path / "code")
+
+
+def _edit(path, old, new):
+    source = path.read_text()
+    assert old in source, old
+    path.write_text(source.replace(old, new, 1))
+
+
+def test_a_copy_of_the_workflow_plans_nothing_new(tiny_run, workflow_copy):
+    assert planned_jobs(*tiny_run, snakefile=workflow_copy) == {}
+
+
+def test_touching_restoring_or_commenting_code_reruns_nothing(tiny_run, workflow_copy):
+    code = workflow_copy.parent / "workflow"
+    script = code / "scripts" / "cross_validate.py"
+    module = code / "mnist_mlp" / "training.py"
+    original = script.read_bytes()
+    for path in (script, module):
+        os.utime(path)  # touched: newer than every output
+    script.write_bytes(original)  # rewritten byte for byte
+    _edit(script, "start_job(snakemake.log[0])", "start_job(snakemake.log[0])  # set up logging")
+    _edit(module, '"""The one training routine', '"""The single training routine')
+    _edit(module, "VALID_FRACTION = 0.2", "VALID_FRACTION = 0.2  # skorch's default share")
+    assert planned_jobs(*tiny_run, snakefile=workflow_copy) == {}
+
+
+def test_a_real_change_of_a_rule_script_reruns_that_rule_and_what_follows(tiny_run, workflow_copy):
+    script = workflow_copy.parent / "workflow" / "scripts" / "rank_trials.py"
+    _edit(
+        script,
+        "rank_stage(snakemake.input, snakemake.output)",
+        "rank_stage(list(snakemake.input), snakemake.output)",
+    )
+    jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
+    assert jobs["rank_trials"] == 1 and set(jobs) <= AFTER_RANKING
+    assert "cross_validate" not in jobs and "retrain" not in jobs
+
+
+def test_a_change_of_a_package_module_reruns_exactly_its_users(tiny_run, workflow_copy):
+    package = workflow_copy.parent / "workflow" / "mnist_mlp"
+    _edit(
+        package / "figures.py",
+        "n_cols, panel_width, row_height, header = 5,",
+        "n_cols, panel_width, row_height, header = 5 ,",
+    )
+    assert planned_jobs(*tiny_run, snakefile=workflow_copy) == {}  # formatting only
+    _edit(package / "figures.py", "hspace=0.3", "hspace=0.35")
+    jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
+    # every figure rule imports figures.py; nothing upstream does
+    assert set(jobs) == FIGURE_RULES | {"plot_learning_curves", "all"}
+    _edit(package / "final.py", 'ok = record["status"] == "ok"', 'ok = "ok" == record["status"]')
+    jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
+    assert jobs["retrain"] == 3 and "cross_validate" not in jobs and "rank_trials" not in jobs
+    _edit(package / "training.py", "VALID_FRACTION = 0.2", "VALID_FRACTION = 0.25")
+    jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
+    # the retrainings import training.py too, but they lie behind the ranking, a checkpoint
+    # that must run again first: a dry-run cannot list them yet
+    assert jobs["cross_validate"] == 3 and jobs["rank_trials"] == 1
+    assert "download_mnist" not in jobs and "sample_trials" not in jobs

@@ -1,45 +1,89 @@
-"""Checks of the workflow config beyond what the JSON schema can say (orderings, sums, links
-between sections). Each message names the key, what is allowed and the value found."""
+"""The workflow's configuration: loading a config file, and every check that a run starts with.
+
+``validate_config`` is what the Snakefile runs before planning any job: numbers given as
+strings or as whole-number floats become numbers of the right kind, then the JSON schema
+(``workflow/schemas/config.schema.yaml``), then the checks no schema can express (orderings,
+sums, finiteness, and the limits that MNIST and the machine put on the values). Each problem is
+one line that names the key, what is allowed and the value found.
+
+Standard library, PyYAML and jsonschema only (all three come with Snakemake): the Snakefile
+imports this module when it plans a run.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
-# Names of torch.optim classes the sampler may choose from (kept free of a torch import, since
-# the Snakefile imports this module when it plans a run).
+from .constants import EVAL_BATCH_SIZE, MNIST_TRAIN_CLASS_COUNTS, N_CLASSES, N_PIXELS
+
+# Names of torch.optim classes the sampler may choose from (no torch import here).
 OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "SGD")
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
     pass
 
 
-def load_schema(schema_path) -> dict:
+def load_yaml_file(path, what: str = "config file") -> dict:
+    """A YAML mapping from ``path``; an empty file, a syntax error or a top level that is not a
+    mapping raises ConfigError naming the file (and the line)."""
     import yaml
 
-    with open(schema_path) as handle:
-        return yaml.safe_load(handle)
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{what} {path}{where}: not valid YAML ({problem})") from None
+    if data is None:
+        raise ConfigError(
+            f"{what} {path} is empty: it must map config keys to values "
+            "(see config.yaml for every key), or be left out"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{what} {path} must map config keys to values, but its top level is a "
+            f"{type(data).__name__}"
+        )
+    return data
 
 
-def coerce_numbers(value, schema: dict, root: dict | None = None):
-    """``value`` with numeric strings turned into numbers where ``schema`` expects a number.
+def load_schema(schema_path=SCHEMA) -> dict:
+    return load_yaml_file(schema_path, "schema")
 
-    Snakemake parses a nested ``--config`` value with YAML's BaseLoader, so in
-    ``--config search="{n_trials: 8}"`` the 8 arrives as the string "8"; a user means 8.
-    """
-    root = root or schema
+
+def _resolve(schema: dict, root: dict) -> dict:
     if "$ref" in schema:  # the schema uses local references only: "#/$defs/name"
         target = root
         for part in schema["$ref"].removeprefix("#/").split("/"):
             target = target[part]
-        schema = target
+        return target
+    return schema
+
+
+def coerce_numbers(value, schema: dict, root: dict | None = None):
+    """``value`` with numbers written another way turned into numbers where ``schema`` expects
+    one: numeric strings (Snakemake parses a nested ``--config search="{n_trials: 8}"`` with
+    YAML's BaseLoader, so the 8 arrives as "8") and whole-number floats where an integer is
+    meant (``n_trials: 3.0`` means 3; 2.5 stays and the schema rejects it)."""
+    root = root or schema
+    schema = _resolve(schema, root)
     kind = schema.get("type")
     if isinstance(value, str) and kind in ("integer", "number"):
         try:
             number = float(value)
         except ValueError:
             return value
-        return int(number) if kind == "integer" and number.is_integer() else number
+        value = number
+    if isinstance(value, float) and kind == "integer" and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         extra = schema.get("additionalProperties")
@@ -54,11 +98,10 @@ def coerce_numbers(value, schema: dict, root: dict | None = None):
     return value
 
 
-def schema_errors(config: dict, schema_path) -> list[str]:
+def schema_errors(config: dict, schema: dict) -> list[str]:
     """Every violation of the JSON schema, as "config key a.b: what is wrong" lines."""
     import jsonschema
 
-    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     lines = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
@@ -71,41 +114,182 @@ def schema_errors(config: dict, schema_path) -> list[str]:
     return lines
 
 
-def _range(config: dict, section: str, key: str) -> None:
-    low, high = config[section][key]
-    if low > high:
-        raise ConfigError(
-            f"config key {section}.{key}: expected [low, high] with low <= high, got {[low, high]}"
-        )
+def _numbers(value, key=""):
+    """(key, number) for every number in a nested config value."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield key, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _numbers(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{key}[{index}]")
 
 
-def check_config(config: dict) -> None:
-    """Raise ConfigError naming the first key whose value the schema cannot rule out but the
-    workflow cannot use. Call after the JSON schema validation."""
+def machine_memory_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+
+
+# Memory of a training job beside the network: the Python process with torch, skorch and the
+# data (measured: 1.15-1.35 GB peak for the report's shapes).
+TRAINING_BASE_MB = 1400
+
+
+def training_memory_mb(nh1: int, nh2: int, batch_size: int) -> float:
+    """Estimated peak memory of a training job for a network of widths ``nh1``, ``nh2``:
+    weights, gradients and two optimizer moments (plus a fused-step copy), and the largest
+    layer activations of a training or an evaluation batch, forward and backward."""
+    parameters = N_PIXELS * nh1 + nh1 + nh1 * nh2 + nh2 + N_CLASSES * nh2 + N_CLASSES
+    activations = max(batch_size, EVAL_BATCH_SIZE) * (nh1 + nh2 + N_CLASSES) * 4
+    return TRAINING_BASE_MB + (parameters * 4 * 5 + activations * 4) / 2**20
+
+
+def check_config(config: dict) -> list[str]:
+    """The problems the schema cannot see, one line each (empty when there are none). Call
+    after the schema found nothing."""
     search, final = config["search"], config["final"]
-    low, high = config["search"]["Nh1"]
+    problems = [
+        f"config key {key}: must be a finite number, got {value}"
+        for key, value in _numbers(config)
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
+    if problems:  # the checks below compare numbers
+        return problems
+    low, high = search["Nh1"]
     if high - low < 2:  # Nh1 in [low + 1, high) and Nh2 in [low, Nh1) must both be non-empty
-        raise ConfigError(
+        problems.append(
             f"config key search.Nh1: expected [low, high] with high >= low + 2, got {[low, high]}"
         )
-    _range(config, "search", "dropout")
-    _range(config, "search", "log10_lr")
-    _range(config, "search", "log10_L2")
+    for key in ("dropout", "log10_lr", "log10_L2"):
+        low_value, high_value = search[key]
+        if low_value > high_value:
+            problems.append(
+                f"config key search.{key}: expected [low, high] with low <= high, "
+                f"got {[low_value, high_value]}"
+            )
     optimizers = search["optimizers"]
     unknown = sorted(set(optimizers) - set(OPTIMIZERS))
+    total = math.fsum(optimizers.values())
     if unknown:
-        raise ConfigError(
+        problems.append(
             f"config key search.optimizers: unknown optimizer(s) {unknown}; allowed: "
             f"{list(OPTIMIZERS)}"
         )
-    total = sum(optimizers.values())
-    if not math.isclose(total, 1.0, abs_tol=1e-6):
-        raise ConfigError(
+    elif not math.isclose(total, 1.0, abs_tol=1e-6):
+        problems.append(
             "config key search.optimizers: the probabilities must sum to 1, "
             f"got {optimizers} (sum {total:g})"
         )
     if final["top_k"] > search["n_trials"]:
-        raise ConfigError(
+        problems.append(
             f"config key final.top_k: must be at most search.n_trials ({search['n_trials']}), "
             f"got {final['top_k']}"
         )
+    problems += _data_limits(config)
+    problems += _memory_limits(config)
+    if config["mnist_dir"] and not Path(config["mnist_dir"]).is_dir():
+        problems.append(
+            f"config key mnist_dir: '{config['mnist_dir']}' is not a folder. Give the folder "
+            'holding the four MNIST IDX files (.gz or uncompressed), or "" to download them.'
+        )
+    return problems
+
+
+def _data_limits(config: dict) -> list[str]:
+    """What MNIST's size allows: a stratified split needs every digit on both sides, and each
+    CV fold needs every digit."""
+    fraction, folds = config["test_fraction"], config["search"]["folds"]
+    n_images = sum(MNIST_TRAIN_CLASS_COUNTS)
+    problems = []
+    if min(fraction, 1 - fraction) * n_images < N_CLASSES:
+        smallest = N_CLASSES / n_images
+        problems.append(
+            f"config key test_fraction: both parts of the split need at least one image of "
+            f"each digit, so it must lie in [{smallest:.6f}, {1 - smallest:.6f}], got {fraction}"
+        )
+        return problems
+    rarest = math.floor(min(MNIST_TRAIN_CLASS_COUNTS) * (1 - fraction))
+    if folds > rarest:
+        problems.append(
+            f"config key search.folds: each fold needs every digit, and the training part "
+            f"holds only {rarest} images of the rarest digit (5) at test_fraction {fraction}: "
+            f"at most {rarest} folds, got {folds}"
+        )
+    return problems
+
+
+def _memory_limits(config: dict) -> list[str]:
+    """The widest network the config can ask for must fit in this machine's memory."""
+    batch_size = config["search"]["batch_size"]
+    low, high = config["search"]["Nh1"]
+    widest = {"search.Nh1": (high - 1, max(high - 2, low))}
+    for name, reference in config["final"]["references"].items():
+        widest[f"final.references.{name}"] = (reference["Nh1"], reference["Nh2"])
+    available = machine_memory_mb()
+    problems = []
+    for key, (nh1, nh2) in widest.items():
+        needed = training_memory_mb(nh1, nh2, batch_size)
+        if needed > available:
+            problems.append(
+                f"config key {key}: a network of widths {nh1} and {nh2} needs about "
+                f"{needed / 1024:.1f} GB to train, more than this machine's "
+                f"{available / 1024:.1f} GB: choose narrower layers"
+            )
+    return problems
+
+
+def validate_config(config: dict, schema: dict | None = None) -> tuple[dict, list[str]]:
+    """(the config with numbers coerced, problems): what the Snakefile checks before any job."""
+    schema = schema or load_schema()
+    config = coerce_numbers(config, schema)
+    problems = schema_errors(config, schema)
+    if not problems:
+        problems = check_config(config)
+    return config, problems
+
+
+def check_cuda(device: str) -> None:
+    """Raise ConfigError unless ``device`` ("cuda" or "cuda:N") exists on this machine. With
+    torch importable (the project's venv) it asks torch; without (a conda deployment, where
+    the Snakemake process has no torch) it looks for the NVIDIA driver."""
+    try:
+        import torch
+    except ImportError:
+        if Path("/proc/driver/nvidia/version").exists():
+            return
+        available = 0
+    else:
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= available:
+        raise ConfigError(
+            f"config key device is '{device}' but this machine has "
+            + (f"{available} CUDA device(s)" if available else "no CUDA device")
+            + ". Set device to 'auto' (the GPU where there is one, else the CPU) or 'cpu', "
+            "or run where the GPU is (on SLURM, profiles/slurm-gpu)."
+        )
+
+
+def main(argv=None) -> int:
+    """``python -m mnist_mlp.config [snakemake arguments]``: check the config files that the
+    arguments name (``--configfile``/``--configfiles``) before Snakemake reads them, so that a
+    broken one is reported with its name and line (``make run`` does this first)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--configfile", "--configfiles", nargs="+", action="extend", default=[])
+    known, _ = parser.parse_known_args(argv)
+    try:
+        for path in known.configfile:
+            load_yaml_file(path)
+    except ConfigError as err:
+        print(f"invalid configuration: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .constants import N_PIXELS
 from .errors import UserFacingError
 from .io import atomic_write_bytes
 
@@ -25,10 +28,6 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-N_TRAIN = 60_000
-N_OFFICIAL_TEST = 10_000
-N_PIXELS = 28 * 28
-N_CLASSES = 10
 
 
 def md5sum(path: Path) -> str:
@@ -37,6 +36,18 @@ def md5sum(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# Prefix of the download's scratch folder beside the dataset; a killed job leaves one behind,
+# which the next download removes.
+SCRATCH_PREFIX = ".mnist-download-"
+
+
+def disk_full(err: OSError, folder) -> UserFacingError:
+    return UserFacingError(
+        f"no space left on the disk holding {folder} ({err}). Free some space there (MNIST "
+        "needs about 120 MB while it is prepared) and run the workflow again."
+    )
 
 
 def copy_local_mnist(mnist_dir: Path, raw_dir: Path) -> None:
@@ -56,6 +67,8 @@ def copy_local_mnist(mnist_dir: Path, raw_dir: Path) -> None:
                 with gzip.open(packed, "rb") as src, open(raw_dir / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             except (OSError, EOFError) as err:
+                if getattr(err, "errno", None) == errno.ENOSPC:  # writing, not reading, failed
+                    raise disk_full(err, raw_dir) from err
                 raise UserFacingError(
                     f"{packed} is not a readable gzip file ({err}). Replace it with an intact copy "
                     f"of {name}.gz (uncompressed MD5 {MNIST_MD5[name]})."
@@ -81,8 +94,8 @@ def download_mnist(root: Path) -> None:
         ) from err
 
 
-def verify_raw_files(raw_dir: Path) -> None:
-    for name, expected in MNIST_MD5.items():
+def verify_raw_files(raw_dir: Path, expected_md5: dict[str, str] = MNIST_MD5) -> None:
+    for name, expected in expected_md5.items():
         actual = md5sum(raw_dir / name)
         if actual != expected:
             raise UserFacingError(
@@ -99,14 +112,30 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def prepare_mnist(output: Path, mnist_dir: str | os.PathLike | None) -> None:
-    """Fetch (download or local copy), verify by MD5 and store MNIST as one ``.npz``.
+def prepare_mnist(
+    output: Path, mnist_dir: str | os.PathLike | None, expected_md5: dict[str, str] = MNIST_MD5
+) -> None:
+    """Rule download_mnist: fetch (download or local copy), verify by MD5 and store MNIST as
+    one ``.npz``. ``expected_md5``: the uncompressed files' checksums (the published ones; the
+    tests pass those of a synthetic MNIST-shaped dataset).
 
     The file holds uint8 ``train_images`` (60000, 28, 28), ``train_labels``, and the official
     ``test_images``/``test_labels`` (10000), which stay apart until the final evaluation.
     """
     output = Path(output)
-    with tempfile.TemporaryDirectory(prefix="mnist-", dir=output.parent) as tmp:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output.parent.glob(f"{SCRATCH_PREFIX}*"):  # left by a killed download
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        _prepare_mnist(output, mnist_dir, expected_md5)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise disk_full(err, output.parent) from err
+        raise
+
+
+def _prepare_mnist(output: Path, mnist_dir, expected_md5) -> None:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=output.parent) as tmp:
         root = Path(tmp)
         raw_dir = root / "MNIST" / "raw"  # where torchvision's MNIST looks for extracted files
         if mnist_dir:
@@ -115,7 +144,7 @@ def prepare_mnist(output: Path, mnist_dir: str | os.PathLike | None) -> None:
         else:
             log.info("downloading MNIST through torchvision")
             download_mnist(root)
-        verify_raw_files(raw_dir)
+        verify_raw_files(raw_dir, expected_md5)
         arrays = {
             "train_images": read_idx(raw_dir / "train-images-idx3-ubyte"),
             "train_labels": read_idx(raw_dir / "train-labels-idx1-ubyte"),
@@ -123,14 +152,37 @@ def prepare_mnist(output: Path, mnist_dir: str | os.PathLike | None) -> None:
             "test_labels": read_idx(raw_dir / "t10k-labels-idx1-ubyte"),
         }
         partial = root / "mnist.npz"
-        np.savez(partial, **arrays)
+        save_npz(partial, arrays)
         os.replace(partial, output)  # never leave a half-written dataset at the output path
     log.info("stored %s: %s", output, {k: v.shape for k, v in arrays.items()})
 
 
+def save_npz(path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` with fixed timestamps inside the zip: the same arrays give the same bytes,
+    so a recreated dataset file with the same content reruns nothing downstream (Snakemake
+    compares checksums of inputs up to the default profile's max-checksum-file-size)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+
+MNIST_ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
 def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path) as npz:
-        return {key: npz[key] for key in npz.files}
+    """The dataset file's four arrays; a damaged file is named, with what to do."""
+    try:
+        with np.load(path) as npz:
+            return {key: npz[key] for key in MNIST_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, OSError) and not Path(path).exists():
+            raise
+        raise UserFacingError(
+            f"the dataset file {path} is damaged ({type(err).__name__}: {err}). Delete it and "
+            "run the workflow again: download_mnist recreates it and the jobs that use it rerun."
+        ) from err
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
@@ -146,6 +198,17 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
 
 def save_indices(path: str | os.PathLike, indices: np.ndarray) -> None:
     atomic_write_bytes(path, lambda handle: np.save(handle, indices.astype(np.int64)))
+
+
+def split_stage(mnist, train_path, test_path, test_fraction: float, seed: int):
+    """Rule split_train_test: the seeded, stratified split of the training images, saved as
+    the row indices of each part."""
+    labels = load_mnist(mnist)["train_labels"]
+    train, test = stratified_split(labels, test_fraction, seed)
+    save_indices(train_path, train)
+    save_indices(test_path, test)
+    log.info("train part: %d images, test part: %d images", len(train), len(test))
+    return train, test
 
 
 def images_to_tensor(images: np.ndarray, device="cpu"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import N_PIXELS
+from .constants import N_PIXELS
 from .io import read_json, read_table, write_json
 from .model import load_model
 from .plotting import pyplot, save_png
@@ -233,3 +233,70 @@ def learning_curves_stage(history_paths, winner_path, output) -> None:
         Path(path).parent.name: read_table(path).to_dict("records") for path in history_paths
     }
     plot_learning_curves(histories, read_json(winner_path)["trial"], output)
+
+
+# The search overview's panels: hyper-parameter, axis label, log scale.
+SEARCH_PANELS = (
+    ("Nh1", "Nh1 (first hidden layer)", False),
+    ("Nh2", "Nh2 (second hidden layer)", False),
+    ("dropout", "dropout probability", False),
+    ("lr", "learning rate", True),
+    ("L2", "L2 (weight decay)", True),
+    ("optimizer", "optimizer", False),
+)
+
+
+def plot_search_overview(ranking, summary, path) -> None:
+    """The CV loss of every trial against each of its six hyper-parameters, one panel each;
+    the retrained top k ringed and the winner starred. Diverged trials have no loss: counted
+    in the title, not drawn."""
+    plt = pyplot()
+    finite = ranking[np.isfinite(ranking["mean_loss"])]
+    retrained = set(summary.loc[~summary["reference"], "trial"])
+    winner = summary.loc[summary["winner"], "trial"].tolist()
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True, constrained_layout=True)
+    optimizers = sorted(ranking["optimizer"].unique())
+    size = 30 if len(finite) <= 30 else 14
+    for ax, (key, label, log_scale) in zip(axes.flat, SEARCH_PANELS, strict=True):
+        if key == "optimizer":  # categorical: one column per optimizer, jittered
+            jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(finite))
+            x = finite["optimizer"].map(optimizers.index).to_numpy() + jitter
+            ax.set_xticks(range(len(optimizers)), optimizers)
+        else:
+            x = finite[key].to_numpy()
+        top = finite["trial"].isin(retrained).to_numpy()
+        best = finite["trial"].isin(winner).to_numpy()
+        loss = finite["mean_loss"].to_numpy()
+        ax.scatter(x, loss, s=size, color="tab:blue", alpha=0.6, label="trial")
+        ax.scatter(
+            x[top],
+            loss[top],
+            s=size * 4,
+            facecolors="none",
+            edgecolors="tab:orange",
+            linewidths=1.5,
+            label=f"retrained (top {top.sum()})",
+        )
+        ax.scatter(
+            x[best], loss[best], s=size * 8, marker="*", color="tab:red", label="winner", zorder=3
+        )
+        ax.tick_params(labelsize=9, which="both")
+        if log_scale:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean held-out loss (CV)")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    diverged = len(ranking) - len(finite)
+    fig.suptitle(
+        f"Random search: {len(finite)} trials"
+        + (f" ({diverged} diverged, not drawn)" if diverged else "")
+    )
+    save_png(fig, path, dpi=110)
+
+
+def search_overview_stage(ranking_path, summary_path, output) -> None:
+    """Rule plot_search: the search overview, with the retrained trials and the winner."""
+    plot_search_overview(read_table(ranking_path), read_table(summary_path), output)

@@ -6,11 +6,22 @@ written or read as a DataFrame."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
+
+from .errors import UserFacingError
+
+
+@cache
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it back at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path, write) -> None:
@@ -19,11 +30,19 @@ def atomic_write_bytes(path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); an output gets the permissions an ordinary
+        # file written there would get, so that a group can read results on a shared cluster
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise UserFacingError(
+                f"no space left on the disk holding {path.parent} while writing {path.name}. "
+                "Free some space there and run the workflow again (finished results are kept)."
+            ) from err
         raise
 
 
@@ -53,8 +72,20 @@ def write_json(path, data) -> None:
 
 
 def read_json(path):
+    """A JSON file the workflow wrote. A damaged one (cut short by a full disk, edited by hand)
+    is moved aside to ``<name>.damaged``, so that the next run recomputes it and everything
+    after it, and named in the error."""
     with open(path) as handle:
-        return json.load(handle)
+        text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        damaged = Path(f"{path}.damaged")
+        os.replace(path, damaged)
+        raise UserFacingError(
+            f"{path} is damaged (not valid JSON: {err}); it was moved to {damaged}. Run the "
+            "workflow again: it recomputes that result and everything that depends on it."
+        ) from err
 
 
 FLOAT_FORMAT = "%.8g"  # enough digits to tell trials apart, stable across runs

@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .data import N_CLASSES, N_PIXELS
+from .constants import N_CLASSES, N_PIXELS
 from .io import atomic_write_bytes
 
 

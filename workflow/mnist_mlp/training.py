@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +18,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from .data import N_CLASSES
+from .constants import EVAL_BATCH_SIZE, N_CLASSES
 from .errors import TrainingDiverged, UserFacingError
 from .model import MLP
 from .trials import HYPERPARAMETERS
@@ -25,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # skorch's default internal validation split is 5-fold (20 %); early stopping watches it.
 VALID_FRACTION = 0.2
-# Evaluation needs no gradients, so it runs in larger batches than training.
-EVAL_BATCH_SIZE = 4096
 # Random streams derived from the seed (the sampler seeds its own, see trials).
 _FOLD_STREAM, _FIT_STREAM, _RETRAIN_STREAM = 2, 3, 4
 
@@ -38,17 +38,19 @@ class TrainingSettings:
     patience: int | None  # None: no early stopping, train for max_epochs
     seed: int
     device: str = "cpu"
+    tracking: dict | None = None  # the config's tracking section; None: no tracking
 
     @classmethod
-    def from_params(cls, settings: dict, device: str) -> TrainingSettings:
-        """From a training rule's ``settings`` param (``patience`` absent: no early stopping)
-        and the resolved device."""
+    def from_params(cls, settings: dict, device: str, tracking=None) -> TrainingSettings:
+        """From a training rule's ``settings`` param (``patience`` absent: no early stopping),
+        the resolved device and the config's ``tracking`` section."""
         return cls(
             max_epochs=settings["max_epochs"],
             batch_size=settings["batch_size"],
             patience=settings.get("patience"),
             seed=settings["seed"],
             device=device,
+            tracking=tracking,
         )
 
 
@@ -169,8 +171,45 @@ def optimizer_options(name: str) -> dict:
     return {"fused": True} if name in FUSED_OPTIMIZERS else {}
 
 
+MLFLOW_EXPERIMENT = "mnist-mlp-search"
+
+
+def tracking_callbacks(tracking: dict | None, run_name: str, params: dict) -> list:
+    """skorch's TensorBoard or MLflow callback for one fit, as the config's ``tracking``
+    section asks (backend "none": no callback). TensorBoard event files go to
+    ``<directory>/tensorboard/<trial>/<fold or final>``; MLflow runs to the local store
+    ``<directory>/mlruns`` (experiment "mnist-mlp-search", the hyper-parameters as params)."""
+    if not tracking or tracking["backend"] == "none":
+        return []
+    directory = Path(tracking["directory"])
+    if tracking["backend"] == "tensorboard":
+        from skorch.callbacks import TensorBoard
+        from torch.utils.tensorboard import SummaryWriter
+
+        return [TensorBoard(SummaryWriter(log_dir=str(directory / "tensorboard" / run_name)))]
+    # MLflow 3 keeps a local folder store only on request; a database store needs the full
+    # mlflow package (sqlalchemy), the folder store only mlflow-skinny
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+    from skorch.callbacks import MlflowLogger
+
+    client = MlflowClient(tracking_uri=(directory / "mlruns").resolve().as_uri())
+    try:
+        experiment = client.create_experiment(MLFLOW_EXPERIMENT)
+    except Exception:  # made already, possibly by a job running beside this one
+        experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT).experiment_id
+    run = client.create_run(experiment, run_name=run_name)
+    for key in HYPERPARAMETERS:
+        client.log_param(run.info.run_id, key, params[key])
+    return [MlflowLogger(run, client, create_artifact=False)]
+
+
 def make_classifier(
-    params: dict, settings: TrainingSettings, log_prefix: str = "", monitor: Dataset | None = None
+    params: dict,
+    settings: TrainingSettings,
+    log_prefix: str = "",
+    monitor: Dataset | None = None,
+    run_name: str = "fit",
 ):
     """The skorch classifier for one trial's hyper-parameters ``params`` (Nh1, Nh2,
     dropout, optimizer, lr, L2).
@@ -184,6 +223,7 @@ def make_classifier(
         raise ValueError("monitoring runs for a fixed number of epochs: patience must be None")
     optimizer = getattr(torch.optim, params["optimizer"])
     callbacks = [EpochLog(log_prefix), StopOnDivergence()]
+    callbacks += tracking_callbacks(settings.tracking, f"{params['trial']}/{run_name}", params)
     if settings.patience is not None:
         callbacks.insert(0, EarlyStopping(patience=settings.patience))
         train_split = StratifiedHoldout(VALID_FRACTION, settings.seed)
@@ -237,7 +277,15 @@ def evaluate(module: torch.nn.Module, X, y) -> tuple[float, float]:
 
 
 def fit_and_score(
-    params, settings, X_train, y_train, X_eval, y_eval, log_prefix="", monitor_eval=False
+    params,
+    settings,
+    X_train,
+    y_train,
+    X_eval,
+    y_eval,
+    log_prefix="",
+    monitor_eval=False,
+    run_name="fit",
 ):
     """Fit one classifier and score it on (X_eval, y_eval).
 
@@ -246,7 +294,7 @@ def fit_and_score(
     loss, accuracy, epochs, seconds and status ('ok', or 'diverged' with NaN scores).
     """
     monitor = Dataset(X_eval, y_eval) if monitor_eval else None
-    net = make_classifier(params, settings, log_prefix, monitor=monitor)
+    net = make_classifier(params, settings, log_prefix, monitor=monitor, run_name=run_name)
     start = time.perf_counter()
     try:
         net.fit(X_train, y_train)
@@ -320,6 +368,7 @@ def cross_validate_trial(params: dict, settings: TrainingSettings, X, y, folds: 
             X[held_out],
             y[held_out],
             log_prefix=f"fold {fold + 1}/{folds} ",
+            run_name=f"fold{fold + 1}",
         )
         epochs = epoch_table(net)
         records.append({"fold": fold + 1, **record, "best_epoch": best_epoch(epochs)})
@@ -353,7 +402,9 @@ def retrain_trial(params: dict, settings: TrainingSettings, train, test):
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
     torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["trial"]))
-    net, record = fit_and_score(params, settings, *train, *test, monitor_eval=True)
+    net, record = fit_and_score(
+        params, settings, *train, *test, monitor_eval=True, run_name="final"
+    )
     history = [
         {
             "epoch": row["epoch"],

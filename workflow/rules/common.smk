@@ -1,17 +1,12 @@
 import sys
-from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-
-# The workflow's logic is the mnist_mlp package beside the rules; the rule scripts import it too.
-# What the Snakefile imports from it uses the standard library (and Snakemake's own PyYAML and
-# jsonschema) only, so that a run can be planned where only Snakemake is installed.
-sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 
 from mnist_mlp.codeversion import code_version
-from mnist_mlp.config import ConfigError, check_config, coerce_numbers, load_schema, schema_errors
-from mnist_mlp.io import read_tsv
+from mnist_mlp.config import ConfigError, check_cuda, validate_config
+from mnist_mlp.io import read_tsv, write_text
+from mnist_mlp.report import front_page, results_mismatch
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
     TRIAL_ID_PATTERN,
@@ -20,18 +15,26 @@ from mnist_mlp.trials import (
     search_space,
 )
 
-SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
-config.update(coerce_numbers(config, load_schema(SCHEMA)))
-try:
-    validate(config, schema=str(SCHEMA))
-    check_config(config)
-except (WorkflowError, ConfigError) as error:
-    # snakemake's validation message buries the key in a schema dump: name it instead
-    problems = schema_errors(config, SCHEMA) or [str(error)]
+checked, problems = validate_config(config)
+if problems:
     raise WorkflowError(
         "invalid configuration:\n  " + "\n  ".join(problems) + "\nFix config.yaml or --config."
-    ) from None
+    )
+config.update(checked)
+
+# Building the HTML report (snakemake --report): refuse results that another config made, and
+# give the front page the answer.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    mismatch = results_mismatch(config)
+    if mismatch:
+        raise WorkflowError(
+            "the results in results/ were not made with this configuration:\n  "
+            + "\n  ".join(mismatch)
+            + "\nMake the report with the run's own configuration: `make report` (it reads "
+            "results/run_config.yaml), or give the same --configfile/--config as the run."
+        )
+    config["report_front_page"] = front_page()
 
 ENV = "../../envs/mnist_mlp.yaml"
 MNIST = "results/data/mnist.npz"
@@ -42,6 +45,14 @@ TEST_INDICES = "results/data/split/test_indices.npy"
 TRIALS = sample_trials(config["seed"], config["search"]["n_trials"], search_space(config["search"]))
 REFERENCES = reference_trials(config["final"]["references"])
 FIGURE_LAYERS = ("layer1", "layer2", "output")
+LAYER_LABELS = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output"}
+# The report's categories, numbered so that they appear in the order of the pipeline.
+CATEGORIES = {
+    "winner": "1. Winner",
+    "search": "2. Search",
+    "final": "3. Retrained networks",
+    "figures": "4. What the winner's neurons respond to",
+}
 # Training jobs claim Snakemake's gpu resource only when a GPU is asked for by name, so that
 # `--resources gpu=1` shares one GPU and a SLURM profile requests one, while `device: auto`
 # on a machine without a GPU asks for none.
@@ -94,7 +105,6 @@ def search_outputs():
         "results/search/ranking.tsv",
         "results/search/sorted_scores.dat",
         "results/search/sorted_params.dat",
-        "results/search/search_overview.png",
     ]
 
 
@@ -130,8 +140,25 @@ def final_outputs():
         "results/final/summary.tsv",
         "results/winner/winner.json",
         "results/winner/winning_net.dat",
+        "results/figures/search_overview.png",
         "results/figures/learning_curves.png",
         "results/figures/gradient_ascent.json",
+        "results/report/winner.html",
+        "results/report/ranking.html",
+        "results/report/retrained.html",
         *expand("results/figures/receptive_fields_{layer}.png", layer=FIGURE_LAYERS),
         *expand("results/figures/gradient_ascent_{layer}.png", layer=FIGURE_LAYERS),
     ]
+
+
+def start_run():
+    """Before the first job of a run (not for a dry-run): refuse a GPU the machine does not
+    have, and keep the run's effective config beside its results (make progress, make report
+    and a later reader use it)."""
+    if workflow.local_exec and config["device"].startswith("cuda"):
+        try:
+            check_cuda(config["device"])
+        except ConfigError as error:
+            raise WorkflowError(str(error)) from None
+    Path("results").mkdir(exist_ok=True)
+    write_text("results/run_config.yaml", yaml.safe_dump(config, sort_keys=False))

@@ -1,7 +1,29 @@
 localrules:
+    plot_search,
     plot_receptive_fields,
     plot_gradient_ascent,
     plot_learning_curves,
+
+
+rule plot_search:
+    input:
+        ranking="results/search/ranking.tsv",
+        summary="results/final/summary.tsv",
+    output:
+        report(
+            "results/figures/search_overview.png",
+            caption="../report/search_overview.rst",
+            category=CATEGORIES["search"],
+            labels={"item": "CV loss against each hyper-parameter"},
+        ),
+    log:
+        "logs/figures/plot_search.log",
+    params:
+        code=code("plot_search.py"),
+    conda:
+        ENV
+    script:
+        "../scripts/plot_search.py"
 
 
 rule plot_receptive_fields:
@@ -12,8 +34,9 @@ rule plot_receptive_fields:
             layer: report(
                 f"results/figures/receptive_fields_{layer}.png",
                 caption="../report/receptive_fields.rst",
-                category="Figures",
+                category=CATEGORIES["figures"],
                 subcategory="Receptive fields",
+                labels={"figure": "receptive fields", "layer": LAYER_LABELS[layer]},
             )
             for layer in FIGURE_LAYERS
         },
@@ -36,8 +59,9 @@ rule plot_gradient_ascent:
             layer: report(
                 f"results/figures/gradient_ascent_{layer}.png",
                 caption="../report/gradient_ascent.rst",
-                category="Figures",
+                category=CATEGORIES["figures"],
                 subcategory="Gradient ascent",
+                labels={"figure": "gradient ascent", "layer": LAYER_LABELS[layer]},
             )
             for layer in FIGURE_LAYERS
         },
@@ -61,7 +85,8 @@ rule plot_learning_curves:
         report(
             "results/figures/learning_curves.png",
             caption="../report/learning_curves.rst",
-            category="Final",
+            category=CATEGORIES["final"],
+            labels={"item": "learning curves"},
         ),
     log:
         "logs/figures/plot_learning_curves.log",

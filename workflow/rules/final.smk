@@ -1,5 +1,6 @@
 localrules:
     select_winner,
+    report_tables,
 
 
 rule retrain:
@@ -36,16 +37,8 @@ rule select_winner:
         models=retrained("model.pt"),
         ranking="results/search/ranking.tsv",
     output:
-        summary=report(
-            "results/final/summary.tsv",
-            caption="../report/summary.rst",
-            category="Final",
-        ),
-        winner=report(
-            "results/winner/winner.json",
-            caption="../report/winner.rst",
-            category="Final",
-        ),
+        summary="results/final/summary.tsv",
+        winner="results/winner/winner.json",
         model="results/winner/winning_net.dat",
     log:
         "logs/final/select_winner.log",
@@ -55,3 +48,37 @@ rule select_winner:
         ENV
     script:
         "../scripts/select_winner.py"
+
+
+rule report_tables:
+    input:
+        ranking="results/search/ranking.tsv",
+        summary="results/final/summary.tsv",
+        winner="results/winner/winner.json",
+    output:
+        winner=report(
+            "results/report/winner.html",
+            caption="../report/winner.rst",
+            category=CATEGORIES["winner"],
+            labels={"item": "the winner and its accuracies"},
+        ),
+        ranking=report(
+            "results/report/ranking.html",
+            caption="../report/ranking.rst",
+            category=CATEGORIES["search"],
+            labels={"item": "ranking of all trials"},
+        ),
+        retrained=report(
+            "results/report/retrained.html",
+            caption="../report/summary.rst",
+            category=CATEGORIES["final"],
+            labels={"item": "retrained networks"},
+        ),
+    log:
+        "logs/report/report_tables.log",
+    params:
+        code=code("report_tables.py"),
+    conda:
+        ENV
+    script:
+        "../scripts/report_tables.py"

@@ -49,18 +49,9 @@ checkpoint rank_trials:
     input:
         expand("results/search/cv/{trial}.json", trial=TRIALS),
     output:
-        ranking=report(
-            "results/search/ranking.tsv",
-            caption="../report/ranking.rst",
-            category="Search",
-        ),
+        ranking="results/search/ranking.tsv",
         sorted_scores="results/search/sorted_scores.dat",
         sorted_params="results/search/sorted_params.dat",
-        plot=report(
-            "results/search/search_overview.png",
-            caption="../report/search_overview.rst",
-            category="Search",
-        ),
     log:
         "logs/search/rank_trials.log",
     params:

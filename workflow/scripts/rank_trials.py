@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
 from mnist_mlp.jobs import start_job
-from mnist_mlp.search import rank_stage
+from mnist_mlp.ranking import rank_stage
 
 start_job(snakemake.log[0])
 rank_stage(snakemake.input, snakemake.output)

@@ -1,0 +1,410 @@
+"""``python -m mnist_mlp.progress`` on fake working directories: counts, running jobs, the
+time-left arithmetic, the config it reads. No Snakemake, no data, no torch."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import time
+
+import pytest
+import yaml
+from conftest import REPO
+
+from mnist_mlp import progress
+from mnist_mlp.io import write_json
+from mnist_mlp.progress import FIGURES, RUN_CONFIG, collect, merged, report
+
+NOW = 1_800_000_000.0  # the fake runs' "now"
+CONFIG = {
+    "seed": 0,
+    "test_fraction": 0.15,
+    "device": "cpu",
+    "search": {"n_trials": 20, "folds": 4, "max_epochs": 100},
+    "final": {"top_k": 3, "epochs": 300, "references": {"a": {"Nh1": 10}}},
+}
+# 51,000 training images; a CV fit sees 3/4 of them less the 20 % validation split
+SCALE = 51_000 / 30_600
+
+
+def write(path, text: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def make_run(tmp_path, config: dict = CONFIG, cores: int | None = 2, locked: bool = True):
+    """A working directory with its config, data split and (optionally) a main log and lock."""
+    workdir = tmp_path / "run"
+    write(workdir / RUN_CONFIG, yaml.safe_dump(config))
+    write(workdir / "results/data/split/train_indices.npy", "x")
+    if cores is not None:
+        write(
+            workdir / ".snakemake/log/2026-11-29T205548.270545.snakemake.log",
+            f"Building DAG of jobs...\nProvided cores: {cores}\n1 of 30 steps (3%) done\n",
+        )
+    if locked:
+        write(workdir / ".snakemake/locks/0.input.lock", "")
+    return workdir
+
+
+def write_cv(
+    workdir, trial, loss=0.1, folds=((10, 10.0),), seconds=None, status="ok", compact=False
+):
+    """A finished cross-validation: its result (``folds``: (epochs, seconds) per fold) as the
+    workflow writes it (``compact``: as one line, which progress reads another way) and, with
+    ``seconds``, its benchmark."""
+    result = {
+        "trial": trial,
+        "status": status,
+        "mean_loss": None if status == "diverged" else loss,
+        "mean_accuracy": None if status == "diverged" else 0.97,
+        "folds": [
+            {"fold": i + 1, "status": status, "epochs": e, "seconds": s}
+            for i, (e, s) in enumerate(folds)
+        ],
+    }
+    path = workdir / f"results/search/cv/{trial}.json"
+    if compact:
+        write(path, json.dumps(result))
+    else:
+        write_json(path, result)
+    if seconds is not None:
+        write_benchmark(workdir / f"benchmarks/search/cross_validate/{trial}.tsv", seconds)
+
+
+def write_benchmark(path, seconds: float) -> None:
+    write(path, f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t100.0\n")
+
+
+def mark(workdir, output: str, started: float) -> None:
+    """Snakemake's incomplete marker of ``output``: its path in URL-safe base64."""
+    marker = workdir / ".snakemake/incomplete" / base64.urlsafe_b64encode(output.encode()).decode()
+    write(marker, '{"external_jobid": null}')
+    os.utime(marker, (started, started))
+
+
+def log_line(message: str) -> str:
+    return f"2026-11-29 20:42:50,831 INFO mnist_mlp.training: {message}\n"
+
+
+def test_nothing_done_yet_has_no_eta(tmp_path):
+    workdir = tmp_path / "run"
+    write(workdir / RUN_CONFIG, yaml.safe_dump(CONFIG))
+    state = collect(workdir, cores=2, now=NOW)
+    assert (state.stage, state.cross_validated, state.retrained) == ("data", 0, 0)
+    assert state.retrainings == 3 + 1
+    assert state.eta is None
+    text = report(state, NOW)
+    assert "0/20 trials cross-validated (0 diverged)" in text
+    assert "ETA: not known yet" in text
+    assert "not known yet: no cross-validation job has finished" in text
+    assert "main:    none yet" in text
+
+
+def mid_search(tmp_path):
+    workdir = make_run(tmp_path)
+    # losses: t0001 < t0003 < t0000 < t0004; t0002 diverged. Benchmarks: mean 200 s.
+    # The best three's epoch times: 1.2, 1.0 and 0.8 s per epoch, mean 1.0 (t0004's 5 s is not
+    # among the best three).
+    write_cv(workdir, "t0000", loss=0.3, folds=((10, 8.0), (10, 8.0)), seconds=100)
+    write_cv(workdir, "t0001", loss=0.1, folds=((10, 12.0), (20, 24.0)), seconds=200)
+    write_cv(workdir, "t0002", status="diverged", folds=((3, 1.0),), seconds=300)
+    write_cv(workdir, "t0003", loss=0.2, folds=((5, 5.0),), seconds=100, compact=True)
+    write_cv(workdir, "t0004", loss=0.4, folds=((2, 10.0),), seconds=300)
+    # running: t0005 for 50 s, in its second fold; t0006 for 500 s (more than the mean)
+    for trial, started in (("t0005", NOW - 50), ("t0006", NOW - 500)):
+        mark(workdir, f"results/search/cv/{trial}.json", started)
+        mark(workdir, f"results/search/cv/{trial}.history.tsv", started)
+    write(
+        workdir / "logs/search/cross_validate/t0005.log",
+        log_line("trial {'trial': 't0005'} on 51000 images, 1 threads, cpu")
+        + log_line("fold 1/4: {'fold': 1, 'status': 'ok'}")
+        + log_line("fold 2/4 epoch 17/100 train_loss 0.88580 valid_loss 0.27141 seconds 1.33"),
+    )
+    write(
+        workdir / "logs/search/cross_validate/t0006.log",
+        log_line("trial {'trial': 't0006'} on 51000 images, 1 threads, cpu"),
+    )
+    # a trial whose job left a log and no result (failed): not running, not done
+    write(workdir / "logs/search/cross_validate/t0007.log", log_line("Traceback"))
+    return workdir
+
+
+def test_mid_search_counts_running_jobs_and_eta(tmp_path):
+    state = collect(mid_search(tmp_path), now=NOW)
+    assert (state.stage, state.cores, state.cores_source) == ("search", 2, "the main log")
+    assert (state.trials, state.cross_validated, state.diverged) == (20, 5, 1)
+    assert state.best["trial"] == "t0001"
+    assert (state.retrained, state.retrainings, state.retrainings_known) == (0, 3 + 1, False)
+    assert [(job.rule, job.trial, job.activity) for job in state.jobs] == [
+        ("cross_validate", "t0006", "trial {'trial': 't0006'} on 51000 images, 1 threads, cpu"),
+        ("cross_validate", "t0005", "fold 2/4 epoch 17/100"),
+    ]
+    assert [job.trial for job in state.stopped] == ["t0007"]
+
+    search, final = state.parts
+    # 15 trials left × 200 s, less 50 s (t0005) and 200 s (t0006, capped at the mean), on 2 cores
+    assert search.seconds == pytest.approx((15 * 200 - 50 - 200) / 2)
+    # 4 retrainings (top 3 + the reference) × 1.0 s per epoch scaled to 51,000 images × 300
+    # epochs, one at once (2 threads each on 2 cores)
+    assert final.seconds == pytest.approx(4 * 1.0 * SCALE * 300)
+    assert state.eta == pytest.approx(1375 + 2000)
+
+    text = report(state, NOW)
+    assert "Stage: search; Snakemake is running" in text
+    assert "5/20 trials cross-validated (1 diverged); best so far t0001" in text
+    assert "0/4 retrainings (top 3 + 1 reference, if none of the trials left diverges)" in text
+    assert "cross_validate t0005: fold 2/4 epoch 17/100, running 50 s" in text
+    assert "logs/search/cross_validate/t0005.log" in text
+    assert "With a log but no result" in text and "t0007" in text
+    assert "ETA 56 min" in text  # 3,375 s
+    flat = " ".join(text.split())  # the explanations are wrapped
+    assert "15 trials left × 200 s (the mean of 5 finished), less 4 min 10 s already run" in flat
+    assert "/ 2 jobs at once" in flat
+    assert "4 retrainings × ~500 s (from the CV epoch times of the current 3 best trials" in flat
+    assert "1.00 s per epoch of 30,600 images, scaled to 51,000 images × 300 epochs" in flat
+    assert ".snakemake/log/2026-11-29T205548.270545.snakemake.log" in text
+
+
+def test_cores_argument_wins_over_the_main_log(tmp_path):
+    state = collect(mid_search(tmp_path), cores=4, now=NOW)
+    assert (state.cores, state.cores_source) == (4, "--cores")
+    search, final = state.parts
+    assert search.seconds == pytest.approx((15 * 200 - 250) / 4)
+    assert final.seconds == pytest.approx(4 * 500 / 2)
+
+
+def test_without_the_lock_marked_jobs_are_interrupted(tmp_path):
+    workdir = mid_search(tmp_path)
+    (workdir / ".snakemake/locks/0.input.lock").unlink()
+    state = collect(workdir, now=NOW)
+    assert not state.running
+    assert all(job.started is None for job in state.jobs)
+    # an interrupted job starts again: nothing already spent
+    assert state.parts[0].seconds == pytest.approx(15 * 200 / 2)
+    text = report(state, NOW)
+    assert "Snakemake is not running" in text
+    assert "Interrupted (rerun with --rerun-incomplete) (2):" in text
+
+
+def test_a_finished_result_still_marked_incomplete_is_not_done(tmp_path):
+    workdir = mid_search(tmp_path)
+    write_cv(workdir, "t0005", loss=0.05, seconds=10_000)  # written, not yet unmarked
+    state = collect(workdir, now=NOW)
+    assert state.cross_validated == 5
+    assert state.best["trial"] == "t0001"
+
+
+def final_running(tmp_path):
+    config = {**CONFIG, "search": {**CONFIG["search"], "n_trials": 4}, "final": {**CONFIG["final"]}}
+    config["final"]["top_k"] = 2
+    workdir = make_run(tmp_path, config)
+    write_cv(workdir, "t0000", loss=0.2, seconds=100)
+    write_cv(workdir, "t0001", status="diverged", seconds=100)
+    write_cv(workdir, "t0002", loss=0.1, seconds=100)
+    write_cv(workdir, "t0003", loss=0.3, seconds=100)
+    rows = [
+        ("1", "t0002", "ok"),
+        ("2", "t0000", "ok"),
+        ("3", "t0003", "ok"),
+        ("4", "t0001", "diverged"),
+    ]
+    write(
+        workdir / "results/search/ranking.tsv",
+        "rank\ttrial\tstatus\n" + "".join("\t".join(row) + "\n" for row in rows),
+    )
+    write(workdir / "results/final/t0002/metrics.json", "{}")
+    write_benchmark(workdir / "benchmarks/final/retrain/t0002.tsv", 600)
+    mark(workdir, "results/final/ref_a/metrics.json", NOW - 100)
+    mark(workdir, "results/final/ref_a/model.pt", NOW - 100)
+    write(
+        workdir / "logs/final/retrain/ref_a.log",
+        log_line("epoch 120/300 train_loss 0.1 valid_loss 0.2 valid_acc 0.97 seconds 2.00"),
+    )
+    return workdir
+
+
+def test_search_done_final_running(tmp_path):
+    state = collect(final_running(tmp_path), now=NOW)
+    assert (state.stage, state.cross_validated, state.diverged) == ("final", 4, 1)
+    assert (state.retrained, state.retrainings, state.retrainings_known) == (1, 3, True)
+    assert [(job.rule, job.trial, job.activity) for job in state.jobs] == [
+        ("retrain", "ref_a", "epoch 120/300")
+    ]
+    assert [part.name for part in state.parts] == ["final"]
+    # 2 left (t0000 and ref_a) × 600 s (the finished one's benchmark), less 100 s run, 1 at once
+    assert state.eta == pytest.approx(2 * 600 - 100)
+    text = report(state, NOW)
+    assert "1/3 retrainings (top 2 + 1 reference)" in text
+    assert "retrain ref_a: epoch 120/300, running 1 min 40 s" in text
+    assert "ETA 18 min (" in text
+    assert "2 retrainings × ~600 s (the mean of 1 finished)" in " ".join(text.split())
+
+
+def test_a_stale_ranking_of_fewer_trials_is_not_used(tmp_path):
+    """n_trials raised after a run: the ranking exists, the search is not done."""
+    workdir = final_running(tmp_path)
+    config = yaml.safe_load((workdir / RUN_CONFIG).read_text())
+    config["search"]["n_trials"] = 6
+    write(workdir / RUN_CONFIG, yaml.safe_dump(config))
+    state = collect(workdir, now=NOW)
+    assert (state.stage, state.cross_validated, state.retrainings_known) == ("search", 4, False)
+    assert state.parts[0].seconds == pytest.approx(2 * 100 / 2)
+
+
+def test_all_done(tmp_path):
+    workdir = final_running(tmp_path)
+    for trial in ("t0000", "ref_a"):
+        write(workdir / f"results/final/{trial}/metrics.json", "{}")
+        write_benchmark(workdir / f"benchmarks/final/retrain/{trial}.tsv", 600)
+    for path in FIGURES:
+        write(workdir / path, "x")
+    winner = {"trial": "t0002", "test_accuracy": 0.981, "official_test_accuracy": 0.979}
+    write(workdir / "results/winner/winner.json", json.dumps(winner))
+    for marker in (workdir / ".snakemake/incomplete").iterdir():
+        marker.unlink()
+    (workdir / ".snakemake/locks/0.input.lock").unlink()
+    state = collect(workdir, now=NOW)
+    assert (state.stage, state.retrained, state.figures_done) == ("done", 3, len(FIGURES))
+    assert state.jobs == [] and state.parts == [] and state.eta == 0
+    text = report(state, NOW)
+    assert "Stage: done; finished" in text
+    assert "winner t0002 (test accuracy 0.9810, official test 0.9790)" in " ".join(text.split())
+    assert "ETA: finished" in text
+    assert "Running now" not in text
+
+
+def test_figures_stage(tmp_path):
+    workdir = final_running(tmp_path)
+    for trial in ("t0000", "ref_a"):
+        write(workdir / f"results/final/{trial}/metrics.json", "{}")
+    write(workdir / "results/winner/winner.json", json.dumps({"trial": "t0002"}))
+    for marker in (workdir / ".snakemake/incomplete").iterdir():
+        marker.unlink()
+    mark(workdir, "results/figures/learning_curves.png", NOW - 5)
+    mark(workdir, "results/figures/receptive_fields_layer1.png", NOW - 4)
+    mark(workdir, "results/figures/receptive_fields_layer2.png", NOW - 4)
+    mark(workdir, "results/report/tables.tsv", NOW - 3)  # a rule progress does not know
+    state = collect(workdir, now=NOW)
+    assert (state.stage, state.figures_done, state.eta) == ("figures", 0, 0)
+    assert [(job.rule, job.activity) for job in state.jobs] == [
+        ("plot_learning_curves", "no log line yet"),
+        ("plot_receptive_fields", "no log line yet"),
+        ("a job", "writing results/report/tables.tsv"),
+    ]
+    assert "  a job: writing results/report/tables.tsv, running 3 s\n" in report(state, NOW)
+
+
+def test_configfile_overrides_and_the_runs_own_config(tmp_path):
+    workdir = mid_search(tmp_path)
+    run_config = workdir / RUN_CONFIG
+    run_config.unlink()  # a run started before the workflow wrote its config
+    override = tmp_path / "small.yaml"
+    write(override, yaml.safe_dump({"search": {"n_trials": 8}}))
+    state = collect(workdir, [override], now=NOW)
+    assert state.trials == 8
+    assert state.config_sources == [str(REPO / "config.yaml"), str(override)]
+    assert state.parts[0].seconds == pytest.approx((3 * 200 - 250) / 2)
+    # nested keys merged: final comes from the repository's config
+    final = yaml.safe_load((REPO / "config.yaml").read_text())["final"]
+    assert state.retrainings == min(final["top_k"], 8 - 1) + len(final["references"])
+    # the run's effective config, once written, is what counts
+    write(run_config, yaml.safe_dump(merged(CONFIG, {"search": {"n_trials": 12}})))
+    state = collect(workdir, [override], now=NOW)
+    assert state.trials == 12
+    assert state.config_sources == [RUN_CONFIG + " (the run's own; --configfile ignored)"]
+
+
+def test_the_repositorys_config_without_the_runs_own(tmp_path):
+    repo_config = yaml.safe_load((REPO / "config.yaml").read_text())
+    write(tmp_path / "config.yaml", yaml.safe_dump({"search": {"n_trials": 3}}))  # not read
+    state = collect(tmp_path, cores=1, now=NOW)
+    assert state.trials == repo_config["search"]["n_trials"]
+    assert state.config_sources == [str(REPO / "config.yaml")]
+
+
+def test_markers_are_decoded_as_snakemake_writes_them(tmp_path):
+    root = tmp_path / ".snakemake/incomplete"
+    long = "results/final/" + "x" * 300 + "/metrics.json"
+    encoded = base64.urlsafe_b64encode(long.encode()).decode()
+    # names longer than the file system allows: folders "@<part>", the last part the file
+    write(root / ("@" + encoded[:254]) / encoded[254:], "{}")
+    write(root / base64.urlsafe_b64encode(b"results/search/cv/t0001.json").decode(), "{}")
+    write(root / base64.urlsafe_b64encode(str(tmp_path / "results/a?b>").encode()).decode(), "{}")
+    write(root / "migration_underway", "")
+    assert set(progress.incomplete_outputs(tmp_path)) == {
+        long,
+        "results/search/cv/t0001.json",
+        "results/a?b>",
+    }
+
+
+def test_the_main_log_gives_cores_errors_and_cluster_nodes(tmp_path):
+    log = tmp_path / "main.log"
+    write(
+        log,
+        "Provided remote nodes: 150\nProvided resources: gpu=1, mem_mb=2000\n"
+        "Error in rule cross_validate:\n3 of 9 steps (33%) done\nError in rule retrain:\n",
+    )
+    facts = progress.read_main_log(log)
+    assert (facts.cores, facts.remote_nodes, facts.gpus, facts.errors) == (None, 150, 1, 2)
+    assert facts.steps == "3 of 9 steps (33%) done"
+    assert progress.jobs_at_once("retrain", 2, facts, gpu=False) == 150
+    local = progress.LogFacts(cores=8, gpus=1)
+    assert progress.jobs_at_once("retrain", 8, local, gpu=False) == 4
+    assert progress.jobs_at_once("retrain", 8, local, gpu=True) == 1
+    assert progress.jobs_at_once("retrain", 1, local, gpu=False) == 1
+
+
+def test_duration():
+    assert [progress.duration(s) for s in (45, 185, 900, 7800, 97200)] == [
+        "45 s",
+        "3 min 5 s",
+        "15 min",
+        "2 h 10 min",
+        "1 d 3 h",
+    ]
+
+
+def test_valid_fraction_is_trainings():
+    """progress cannot import training (torch); it keeps a copy of its validation share."""
+    source = (REPO / "workflow/mnist_mlp/training.py").read_text()
+    match = re.search(r"^VALID_FRACTION = ([\d.]+)", source, re.MULTILINE)
+    assert float(match.group(1)) == progress.VALID_FRACTION
+
+
+def test_command_line(tmp_path, capsys):
+    workdir = mid_search(tmp_path)
+    assert progress.main(["--directory", str(workdir), "--cores", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "cores: 3 (from --cores)" in out
+    assert "5/20 trials cross-validated" in out
+
+
+def test_fast(tmp_path):
+    """10,000 trials take under half a second of CPU time: 500, a fortieth of that."""
+    config = {**CONFIG, "search": {**CONFIG["search"], "n_trials": 500}}
+    workdir = make_run(tmp_path, config)
+    write_cv(workdir, "t0000", folds=((30, 40.0),) * 4, seconds=170)
+    result = (workdir / "results/search/cv/t0000.json").read_text()
+    benchmark = (workdir / "benchmarks/search/cross_validate/t0000.tsv").read_text()
+    for i in range(1, 500):
+        trial = f"t{i:04d}"
+        text = result.replace('"t0000"', f'"{trial}"').replace("0.1,", f"{1 / (i + 1)},")
+        (workdir / f"results/search/cv/{trial}.json").write_text(text)
+        (workdir / f"benchmarks/search/cross_validate/{trial}.tsv").write_text(benchmark)
+    start = time.process_time()
+    state = collect(workdir)
+    seconds = time.process_time() - start
+    assert (state.cross_validated, state.best["trial"]) == (500, "t0499")
+    assert seconds < 0.25
+
+
+def test_a_missing_configfile_is_named(tmp_path, capsys):
+    workdir = mid_search(tmp_path)
+    (workdir / RUN_CONFIG).unlink()
+    with pytest.raises(SystemExit):
+        progress.main(["--directory", str(workdir), "--configfile", "nowhere.yaml"])
+    assert "nowhere.yaml" in capsys.readouterr().err

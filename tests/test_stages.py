@@ -1,0 +1,231 @@
+"""Every stage function, in pipeline order, in-process on a synthetic MNIST-shaped dataset
+(fast tier): what each rule's job does, without Snakemake and without the real data."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, Paths
+
+from mnist_mlp import data, figures, final, ranking, report, search, trials, winner
+from mnist_mlp.io import read_json
+from mnist_mlp.model import load_model
+from mnist_mlp.plotting import FIGURE_DPI
+
+SEARCH = {"seed": 0, "device": "cpu", "folds": 2, "patience": 3, "max_epochs": 4, "batch_size": 64}
+FINAL = {"seed": 0, "device": "cpu", "batch_size": 64, "max_epochs": 3}
+SPACE = {
+    "Nh1": [20, 80],
+    "dropout": [0.0, 0.3],
+    "log10_lr": [-3, -2],
+    "log10_L2": [-6, -4],
+    "optimizers": {"Adam": 0.7, "RMSprop": 0.3},
+}
+N_TRIALS, TOP_K = 4, 2
+REFERENCE = trials.reference_trial(
+    "small", {"Nh1": 30, "Nh2": 20, "dropout": 0.1, "optimizer": "Adam", "lr": 1e-3, "L2": 0}
+)
+FIGURES = {"n_neurons": 6, "output_neurons": 10, "steps": 30, "step_size": 5.0, "start": 0.5}
+
+
+@pytest.fixture(scope="module")
+def pipeline(synthetic_npz, tmp_path_factory):
+    """Run every stage once, as the rules chain them; returns the folder of the results."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("pipeline")
+    split = Paths(train=root / "split/train.npy", test=root / "split/test.npy")
+    (root / "split").mkdir()
+    data.split_stage(synthetic_npz, split.train, split.test, 0.2, seed=0)
+    trials.write_trials_table(root / "trials.tsv", 0, N_TRIALS, SPACE)
+    sampled = trials.sample_trials(0, N_TRIALS, SPACE)
+    for tid, trial in sampled.items():
+        search.cross_validate_stage(
+            synthetic_npz,
+            split.train,
+            Paths(cv=root / f"cv/{tid}.json", history=root / f"cv/{tid}.history.tsv"),
+            trial,
+            SEARCH,
+            threads=1,
+        )
+    ranked = Paths(
+        ranking=root / "ranking.tsv",
+        sorted_scores=root / "sorted_scores.dat",
+        sorted_params=root / "sorted_params.dat",
+    )
+    table = ranking.rank_stage(sorted((root / "cv").glob("t*.json")), ranked)
+    retrained = table.loc[table["status"] == "ok", "trial"].head(TOP_K).tolist()
+    for tid in retrained + [REFERENCE["trial"]]:
+        trial = sampled.get(tid, REFERENCE)
+        folder = root / "final" / tid
+        final.retrain_stage(
+            synthetic_npz,
+            split.train,
+            split.test,
+            Paths(
+                model=folder / "model.pt",
+                metrics=folder / "metrics.json",
+                history=folder / "history.tsv",
+            ),
+            trial,
+            FINAL,
+            threads=1,
+        )
+    folders = sorted((root / "final").iterdir())
+    chosen = Paths(
+        summary=root / "summary.tsv", winner=root / "winner.json", model=root / "winning_net.dat"
+    )
+    winner.select_winner_stage(
+        [f / "metrics.json" for f in folders],
+        [f / "model.pt" for f in folders],
+        ranked.ranking,
+        chosen,
+    )
+    layers = figures.LAYERS
+    figures.receptive_fields_stage(
+        chosen.model, Paths({layer: root / f"fields_{layer}.png" for layer in layers}), 6, 10
+    )
+    figures.gradient_ascent_stage(
+        chosen.model,
+        Paths({layer: root / f"ascent_{layer}.png" for layer in layers}, stats=root / "a.json"),
+        FIGURES,
+    )
+    figures.learning_curves_stage(
+        [f / "history.tsv" for f in folders], chosen.winner, root / "curves.png"
+    )
+    figures.search_overview_stage(ranked.ranking, chosen.summary, root / "search.png")
+    report.tables_stage(
+        ranked.ranking,
+        chosen.summary,
+        chosen.winner,
+        Paths(
+            winner=root / "report/winner.html",
+            ranking=root / "report/ranking.html",
+            retrained=root / "report/retrained.html",
+        ),
+    )
+    return root
+
+
+def test_the_split_is_disjoint_stratified_and_complete(pipeline, synthetic_npz):
+    train, test = np.load(pipeline / "split/train.npy"), np.load(pipeline / "split/test.npy")
+    assert len(train) + len(test) == SYNTHETIC_TRAIN and not set(train) & set(test)
+    assert len(test) == SYNTHETIC_TRAIN // 5
+    labels = data.load_mnist(synthetic_npz)["train_labels"]
+    assert np.bincount(labels[test]).tolist() == [len(test) // 10] * 10
+
+
+def test_the_trials_table_lists_the_sampled_trials(pipeline):
+    table = pd.read_csv(pipeline / "trials.tsv", sep="\t")
+    assert table["trial"].tolist() == trials.trial_ids(N_TRIALS)
+    first = trials.sample_trial(0, 0, SPACE)
+    assert table.loc[0, "Nh1"] == first["Nh1"]
+    assert table.loc[0, "lr"] == pytest.approx(first["lr"], rel=1e-7)
+
+
+def test_cross_validation_records_every_fold_and_epoch(pipeline):
+    for tid in trials.trial_ids(N_TRIALS):
+        result = read_json(pipeline / f"cv/{tid}.json")
+        history = pd.read_csv(pipeline / f"cv/{tid}.history.tsv", sep="\t")
+        assert result["status"] == "ok" and result["threads"] == 1
+        assert [fold["fold"] for fold in result["folds"]] == [1, 2]
+        for fold in result["folds"]:
+            rows = history[history["fold"] == fold["fold"]]
+            assert rows["epoch"].tolist() == list(range(1, fold["epochs"] + 1))
+            assert fold["best_epoch"] == rows.loc[rows["valid_loss"].idxmin(), "epoch"]
+            assert 0 < fold["loss"] < math.log(10) and fold["accuracy"] > 0.3
+        losses = [fold["loss"] for fold in result["folds"]]
+        assert result["mean_loss"] == pytest.approx(np.mean(losses))
+
+
+def test_the_ranking_is_sorted_and_matches_the_cv_results(pipeline):
+    table = pd.read_csv(pipeline / "ranking.tsv", sep="\t")
+    assert table["rank"].tolist() == list(range(1, N_TRIALS + 1))
+    assert table["mean_loss"].is_monotonic_increasing
+    for row in table.itertuples():
+        cv = read_json(pipeline / f"cv/{row.trial}.json")
+        assert row.mean_loss == pytest.approx(cv["mean_loss"], rel=1e-7)
+        assert row.Nh1 == cv["params"]["Nh1"] and row.optimizer == cv["params"]["optimizer"]
+    scores = np.loadtxt(pipeline / "sorted_scores.dat")
+    assert scores == pytest.approx(table["mean_loss"].to_numpy(), rel=1e-7)
+    lines = (pipeline / "sorted_params.dat").read_text().splitlines()
+    assert [json.loads(line)["trial"] for line in lines] == table["trial"].tolist()
+
+
+def test_retraining_scores_three_parts_and_the_model_reproduces_them(pipeline, synthetic_npz):
+    for folder in (pipeline / "final").iterdir():
+        metrics = read_json(folder / "metrics.json")
+        history = pd.read_csv(folder / "history.tsv", sep="\t")
+        assert history["epoch"].tolist() == [1, 2, 3]
+        assert metrics["test_accuracy"] == pytest.approx(history["test_accuracy"].iloc[-1])
+        assert metrics["params"]["trial"] == folder.name == metrics["trial"]
+        module, checkpoint = load_model(folder / "model.pt")
+        assert checkpoint["trial"]["trial"] == folder.name
+        X, y = data.load_part(synthetic_npz, None, official_test=True)
+        assert len(y) == SYNTHETIC_TEST
+        from mnist_mlp.training import evaluate
+
+        assert evaluate(module, X, y)[1] == metrics["official_test_accuracy"]
+
+
+def test_the_best_test_accuracy_wins_and_references_never_do(pipeline):
+    summary = pd.read_csv(pipeline / "summary.tsv", sep="\t")
+    assert len(summary) == TOP_K + 1 and summary["winner"].sum() == 1
+    assert not summary.loc[summary["reference"], "winner"].any()
+    best = summary[~summary["reference"]].sort_values("test_accuracy", ascending=False)
+    chosen = read_json(pipeline / "winner.json")
+    assert chosen["trial"] == best["trial"].iloc[0]
+    assert chosen["test_accuracy"] == pytest.approx(best["test_accuracy"].iloc[0])
+    module, checkpoint = load_model(pipeline / "winning_net.dat")
+    assert checkpoint["trial"]["trial"] == chosen["trial"]
+
+
+@pytest.mark.parametrize(
+    ("name", "panels", "rows"),
+    [
+        ("fields_layer1", 1, 2),
+        ("fields_output", 1, 2),
+        ("ascent_layer1", 2, 2),
+        ("ascent_layer2", 1, 2),
+    ],
+)
+def test_neuron_figures_have_the_right_size_and_are_not_blank(pipeline, name, panels, rows):
+    import matplotlib.image
+
+    image = matplotlib.image.imread(pipeline / f"{name}.png")
+    height, width = image.shape[:2]
+    assert width == round(FIGURE_DPI * 5.0 * panels)
+    assert height == round(FIGURE_DPI * (1.05 * rows + 0.9))
+    assert image[..., :3].std() > 0.05
+
+
+def test_the_ascent_statistics_describe_the_images(pipeline):
+    stats = read_json(pipeline / "a.json")
+    assert stats["layer1"]["neurons"] == list(range(6))
+    assert stats["output"]["neurons"] == list(range(10))
+    for layer in figures.LAYERS:
+        reached, start = stats[layer]["activation_reached"], stats[layer]["activation_start"]
+        assert all(r >= s for r, s in zip(reached, start, strict=True))
+    assert 0 <= stats["layer1"]["pixels_equal_to_box_maximiser"] <= 1
+
+
+def test_the_search_overview_and_learning_curves_are_pictures(pipeline):
+    import matplotlib.image
+
+    overview = matplotlib.image.imread(pipeline / "search.png")
+    assert overview.shape[1] > 1200 and overview[..., :3].std() > 0.05
+    curves = matplotlib.image.imread(pipeline / "curves.png")
+    assert curves[..., :3].std() > 0.05
+
+
+def test_the_report_tables_show_the_answer(pipeline):
+    chosen = read_json(pipeline / "winner.json")
+    page = (pipeline / "report/winner.html").read_text()
+    assert chosen["trial"] in page and "unbiased" in page
+    assert f"{chosen['official_test_accuracy']:.2%}" in page
+    ranked = (pipeline / "report/ranking.html").read_text()
+    assert ranked.count("<tr class=") == N_TRIALS and 'class="winner"' in ranked
+    retrained = (pipeline / "report/retrained.html").read_text()
+    assert retrained.count("<tr class=") == TOP_K + 1 and 'class="reference"' in retrained

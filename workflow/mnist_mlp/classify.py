@@ -1,0 +1,401 @@
+"""Classify images of handwritten digits with a saved network (the winner by default).
+
+In Python (with ``workflow`` on ``sys.path``)::
+
+    from mnist_mlp.classify import classify, load_images, load_winner
+    digits, probabilities = classify(load_winner(), load_images("my_digit.png"))
+
+From the shell (in the folder holding ``results/``)::
+
+    PYTHONPATH=workflow python -m mnist_mlp.classify my_digit.png [more.png ...]
+    PYTHONPATH=workflow python -m mnist_mlp.classify t10k-images-idx3-ubyte.gz --index 0
+
+Images are brought to the MNIST convention the network was trained on: 28x28 grey levels
+scaled to [0, 1], a white digit on a black background. An image that is already 28x28 is
+taken as it is (apart from the inversion below), so MNIST images saved as PNG classify exactly
+as the originals. Any other size is normalised as MNIST's digits were: background removed,
+cropped to the digit, scaled to fit a 20x20 box keeping its aspect ratio, and placed in the
+28x28 field with its centre of mass at the centre. An image whose border is light on average
+(a dark digit on a light background, as drawn on paper) is inverted first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import N_PIXELS, images_to_tensor
+from .errors import UserFacingError
+from .model import MLP, load_model
+
+WINNER_MODEL = Path("results/winner/winning_net.dat")
+SIDE = 28  # MNIST images are SIDE x SIDE
+BOX = 20  # MNIST's digits were scaled to fit a BOX x BOX box, then centred in the field
+# Pixels above this fraction of the brightest (after background removal) bound the digit.
+INK_THRESHOLD = 0.1
+# Bytes 0-2 of an IDX file: two zero bytes, then the element type (0x08: unsigned byte).
+IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int"}
+IDX_TYPES.update({0x0D: "float", 0x0E: "double"})
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+# --- reading images ------------------------------------------------------------------------
+
+
+def read_images(path, index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The images of one file as MNIST does: uint8 (n, 28, 28), white digit on black.
+
+    ``path`` is an image Pillow reads (PNG, JPEG, ...; one image) or an IDX image file
+    (``*-idx3-ubyte``, plain or ``.gz``; all its images, or the one at ``index``). Returns the
+    images and, per image, whether it was inverted (a dark digit on a light background).
+    Raises ``UserFacingError`` for a missing or unreadable file or an index out of range.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserFacingError(f"no image at {path}: check the path")
+    if path.is_dir():
+        raise UserFacingError(f"{path} is a folder: pass image files (PNG, JPEG, IDX)")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise UserFacingError(
+            f"cannot read {path} ({err.strerror}): check its permissions"
+        ) from err
+    if head[:2] == GZIP_MAGIC or _is_idx(head):
+        return _to_white_on_black(_read_idx_images(path, index))
+    if index not in (None, 0):
+        raise UserFacingError(
+            f"index {index} given for {path}, which holds one image: "
+            "an index selects an image of an IDX file"
+        )
+    image, inverted = _read_picture(path)
+    return image[None], np.array([inverted])
+
+
+def load_images(path, index: int | None = None) -> torch.Tensor:
+    """The images of ``path`` (see ``read_images``) as the float32 (n, 784) tensor in [0, 1]
+    the network takes."""
+    images, _ = read_images(path, index)
+    return images_to_tensor(images)
+
+
+def _is_idx(head: bytes) -> bool:
+    return len(head) >= 4 and head[:2] == b"\0\0" and head[2] in IDX_TYPES
+
+
+def _read_idx_images(path: Path, index: int | None) -> np.ndarray:
+    """uint8 (n, 28, 28) images of an IDX file (``read_idx``'s format, here also gzipped and
+    checked: a truncated file or a label file gets a message, not a reshape error)."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise UserFacingError(
+            f"{path} is not a readable gzip file ({err}): replace it with an intact copy"
+        ) from err
+    if not _is_idx(raw[:4]):
+        raise UserFacingError(
+            f"{path} is gzip-compressed but holds no IDX data: pass a *-idx3-ubyte(.gz) file "
+            "or an uncompressed image (PNG, JPEG)"
+        )
+    if raw[2] != 0x08:
+        raise UserFacingError(
+            f"{path} is an IDX file of {IDX_TYPES[raw[2]]} values: MNIST images are unsigned "
+            "bytes (a *-idx3-ubyte file)"
+        )
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if ndim == 2:
+        shape = (1, *shape)  # one image
+    if len(shape) != 3:
+        kind = "a label file" if ndim == 1 else f"{ndim}-dimensional"
+        raise UserFacingError(
+            f"{path} is {kind} (IDX shape {shape}), not images: pass the images file "
+            "(*-idx3-ubyte), not the labels (*-idx1-ubyte)"
+        )
+    if shape[1:] != (SIDE, SIDE):
+        raise UserFacingError(
+            f"{path} holds {shape[1]}x{shape[2]} images: the network takes 28x28 (MNIST) "
+            "images; save them as PNG files to have them resized"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) != header + int(np.prod(shape)):
+        raise UserFacingError(
+            f"{path} has {len(raw) - header} bytes of pixels where its header announces "
+            f"{int(np.prod(shape))}: the file is truncated or damaged, replace it"
+        )
+    if shape[0] == 0:
+        raise UserFacingError(f"{path} holds no images")
+    images = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if index is None:
+        return images
+    if not 0 <= index < len(images):
+        raise UserFacingError(
+            f"--index {index} is out of range: {path} holds {len(images)} images "
+            f"(0 to {len(images) - 1})"
+        )
+    return images[index : index + 1]
+
+
+def _read_picture(path: Path) -> tuple[np.ndarray, bool]:
+    """One image file read by Pillow, as a uint8 28x28 white-on-black image, and whether it
+    was inverted."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # photos: the orientation the camera saw
+            grey = _grey_levels(image)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
+        if isinstance(err, Image.UnidentifiedImageError):
+            cause = "not an image file Pillow can read, nor an MNIST IDX file"
+        else:
+            cause = f"an image that cannot be decoded ({_one_line(err)})"
+        raise UserFacingError(
+            f"{path} is {cause}: pass a PNG or JPEG image, or a *-idx3-ubyte(.gz) file"
+        ) from err
+    inverted = _is_dark_on_light(grey)
+    if inverted:
+        grey = 255.0 - grey
+    if grey.shape != (SIDE, SIDE):
+        grey = _fit_to_mnist_box(grey)
+    return np.rint(grey).astype(np.uint8), inverted
+
+
+def _grey_levels(image) -> np.ndarray:
+    """Grey levels in [0, 255] (float) of a Pillow image of any mode. Transparent pixels show
+    the background that contrasts with the opaque ones (the digit): black strokes on a
+    transparent canvas are read as black on white, white strokes as white on black."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;"):  # 16-bit and float greys
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        return np.clip(values * (255.0 / top), 0, 255)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+    rgba = image.convert("RGBA")
+    grey = np.asarray(rgba.convert("L"), dtype=np.float64)
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64) / 255.0
+    if alpha.min() == 1.0:
+        return grey
+    ink = (grey * alpha).sum() / max(alpha.sum(), 1e-12)  # mean grey of the opaque pixels
+    background = 255.0 if ink < 127.5 else 0.0
+    return grey * alpha + background * (1.0 - alpha)
+
+
+def _border(image: np.ndarray) -> np.ndarray:
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+
+
+def _is_dark_on_light(image: np.ndarray) -> bool:
+    return float(_border(image).mean()) > 127.5
+
+
+def _to_white_on_black(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Invert the images whose border is light on average (dark digit on light background)."""
+    inverted = np.array([_is_dark_on_light(image) for image in images], dtype=bool)
+    images = images.copy()
+    images[inverted] = 255 - images[inverted]
+    return images, inverted
+
+
+def _fit_to_mnist_box(grey: np.ndarray) -> np.ndarray:
+    """A white-on-black image of any size -> 28x28 as MNIST built its images: the background
+    level (the border's median) removed and the contrast stretched, cropped to the digit,
+    scaled to fit 20x20 keeping its aspect ratio, pasted with its centre of mass at the centre
+    of the field. Float grey levels in [0, 255]."""
+    from PIL import Image
+
+    ink = np.clip(grey - np.median(_border(grey)), 0, None)
+    field = np.zeros((SIDE, SIDE))
+    if ink.max() <= 0:
+        return field  # a blank image
+    ink *= 255.0 / ink.max()
+    rows, cols = np.nonzero(ink > INK_THRESHOLD * 255.0)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    scale = BOX / max(crop.shape)
+    height = max(1, round(crop.shape[0] * scale))
+    width = max(1, round(crop.shape[1] * scale))
+    small = Image.fromarray(crop.astype(np.float32), mode="F")
+    small = np.clip(np.asarray(small.resize((width, height), Image.Resampling.LANCZOS)), 0, 255)
+    total = small.sum()
+    if total > 0:
+        centre_row = (small.sum(axis=1) * np.arange(height)).sum() / total
+        centre_col = (small.sum(axis=0) * np.arange(width)).sum() / total
+    else:
+        centre_row, centre_col = (height - 1) / 2, (width - 1) / 2
+    middle = SIDE / 2  # where MNIST has its centres of mass (index 14.0, not 13.5)
+    top = int(np.clip(round(middle - centre_row), 0, SIDE - height))
+    left = int(np.clip(round(middle - centre_col), 0, SIDE - width))
+    field[top : top + height, left : left + width] = small
+    return field
+
+
+# --- the network ---------------------------------------------------------------------------
+
+
+def load_winner(path=WINNER_MODEL, device="cpu") -> MLP:
+    """The network saved at ``path`` (the winner by default; any ``results/final/<trial>/
+    model.pt`` too), in eval mode. ``UserFacingError`` when there is no saved model there."""
+    return _load_checked(path, device)[0]
+
+
+def _load_checked(path, device="cpu") -> tuple[MLP, dict]:
+    path = Path(path)
+    if not path.exists():
+        where = "" if path.is_absolute() else f" (in {Path.cwd()})"
+        raise UserFacingError(
+            f"no model at {path}{where}: run the workflow first (make run), or pass --model PATH "
+            "(results/winner/winning_net.dat or results/final/<trial>/model.pt)"
+        )
+    if path.is_dir():
+        raise UserFacingError(
+            f"{path} is a folder: pass --model results/winner/winning_net.dat or "
+            "results/final/<trial>/model.pt"
+        )
+    try:
+        return load_model(path, device=device)
+    except Exception as err:  # torch.load raises many kinds for a file that is not a model
+        if isinstance(err, KeyError | TypeError | IndexError):
+            cause = "a file without the architecture and weights that save_model writes"
+        elif isinstance(err, RuntimeError) and "state_dict" in str(err):
+            cause = "its weights do not match its architecture"
+        else:
+            cause = f"not a PyTorch checkpoint, or a damaged one: {type(err).__name__}"
+        raise UserFacingError(
+            f"{path} is not a model saved by this workflow ({cause}): pass --model "
+            "results/winner/winning_net.dat or results/final/<trial>/model.pt"
+        ) from err
+
+
+def classify(module: torch.nn.Module, images) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits and probabilities (softmax of the logits) of ``module`` for ``images``.
+
+    ``images``: a tensor or array of shape (n, 784) or (n, 28, 28), or one image (784,) or
+    (28, 28), float in [0, 1] or uint8 in [0, 255], white digit on black (``load_images``).
+    Returns int64 digits (n,) and float32 probabilities (n, 10), on the CPU.
+    """
+    X = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    if X.dtype == torch.uint8:
+        X = X.float() / 255.0
+    if X.numel() == N_PIXELS and X.ndim in (1, 2):
+        X = X.reshape(1, N_PIXELS)  # one image
+    if X.ndim < 2 or X[0].numel() != N_PIXELS:
+        raise ValueError(f"images of shape {tuple(X.shape)}: expected (n, 784) or (n, 28, 28)")
+    device = next(module.parameters()).device
+    X = X.reshape(len(X), N_PIXELS).to(device=device, dtype=torch.float32)
+    module.eval()
+    with torch.no_grad():
+        logits = torch.cat([module(X[start : start + 4096]) for start in range(0, len(X), 4096)])
+    probabilities = torch.softmax(logits.float(), dim=1).cpu()
+    return probabilities.argmax(dim=1), probabilities
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def format_line(name: str, probabilities, inverted: bool = False, width: int = 0) -> str:
+    """``name: digit 7  (p=0.998)  0:0.000 1:0.000 ... 9:0.001``, noting an inverted image;
+    ``name:`` padded to ``width`` characters to align the lines of several images."""
+    probabilities = [float(p) for p in probabilities]
+    digit = int(np.argmax(probabilities))
+    values = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
+    line = f"{f'{name}:':<{width}} digit {digit}  (p={probabilities[digit]:.3f})  {values}"
+    return line + ("  [inverted: dark digit on light background]" if inverted else "")
+
+
+def _one_line(err: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_mlp.classify",
+        description="Classify images of handwritten digits with a saved network: per image, "
+        "the predicted digit, its probability and the probabilities of all ten digits.",
+    )
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="PNG/JPEG image (any size; a dark digit on a light background is inverted), or an "
+        "MNIST IDX image file (*-idx3-ubyte, plain or .gz)",
+    )
+    parser.add_argument(
+        "--model",
+        default=str(WINNER_MODEL),
+        help="saved model: results/winner/winning_net.dat (default) or "
+        "results/final/<trial>/model.pt",
+    )
+    parser.add_argument(
+        "--index",
+        type=int,
+        metavar="N",
+        help="classify only image N (from 0) of each IDX file (default: all of them)",
+    )
+    return parser
+
+
+def _describe(path: str, checkpoint: dict) -> str:
+    trial = checkpoint.get("trial", {})
+    metrics = checkpoint.get("metrics", {})
+    text = f"model {path}: trial {trial.get('trial', '?')}"
+    shape = ", ".join(f"{key}={trial[key]}" for key in ("Nh1", "Nh2") if key in trial)
+    text += f" ({shape})" if shape else ""
+    if isinstance(metrics.get("official_test_accuracy"), float):
+        text += f", official test accuracy {metrics['official_test_accuracy']:.4f}"
+    return text
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        names, batches, inverted = [], [], []
+        for path in args.images:  # read everything first: an error prints no partial output
+            is_picture = not _looks_like_idx(path)
+            images, flips = read_images(path, None if is_picture else args.index)
+            batches.append(images)
+            inverted += flips.tolist()
+            if is_picture:
+                names.append(path)
+            else:
+                first = 0 if args.index is None else args.index
+                names += [f"{path}[{first + i}]" for i in range(len(images))]
+        module, checkpoint = _load_checked(args.model)
+    except UserFacingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _, probabilities = classify(module, images_to_tensor(np.concatenate(batches)))
+    print(_describe(args.model, checkpoint), file=sys.stderr)
+    width = max(len(name) for name in names) + 1
+    try:
+        for name, row, flip in zip(names, probabilities.tolist(), inverted, strict=True):
+            print(format_line(name, row, flip, width))
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _looks_like_idx(path: str) -> bool:
+    """Whether ``path`` is an IDX file (by content; a missing file is left to ``read_images``)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head[:2] == GZIP_MAGIC or _is_idx(head)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Facts about MNIST and the network that several stages share (standard library only)."""
+
+N_PIXELS = 28 * 28
+N_CLASSES = 10
+# Images per digit among MNIST's 60,000 training images (the published counts): the rarest
+# digit (5) bounds the number of CV folds, since each fold needs every digit.
+MNIST_TRAIN_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+# Evaluation needs no gradients, so it runs in larger batches than training.
+EVAL_BATCH_SIZE = 4096

@@ -1,0 +1,774 @@
+"""Where a run stands and how long it has left: ``python -m mnist_mlp.progress [--directory DIR]
+[--configfile FILE ...] [--cores N]`` (``make progress``).
+
+It reads a run's working directory only (``results/``, ``benchmarks/``, ``logs/`` and
+Snakemake's ``.snakemake/``), with the standard library and PyYAML: no Snakemake, no lock, so it
+runs beside a running workflow, in well under a second for 10,000 trials.
+
+What it counts. A trial is cross-validated when ``results/search/cv/<trial>.json`` exists; a
+retraining is done when ``results/final/<trial>/metrics.json`` exists; a figure when its file
+exists; an output that Snakemake still marks as incomplete (``.snakemake/incomplete/``) is not
+done. Those markers also tell which jobs run now: their file names are the outputs' paths in
+URL-safe base64, their modification times the jobs' start times; each running job's newest
+epoch line in its log shows how far it is ("fold 2/4 epoch 17/100"). Snakemake holds files in
+``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted.
+The config is the run's own (``results/run_config.yaml``, written when a run starts) when it
+exists, else the workflow's ``config.yaml`` (beside the Snakefile, two folders above this
+module) with the ``--configfile`` files merged over it key by key, as Snakemake does. Files
+count as they are: an output that a changed config will make Snakemake redo counts as done
+until it is redone.
+
+The time-left model. The stages run one after the other (the retrained trials are known only
+once every trial is cross-validated), so the estimate is the sum of
+
+- search: the trials left (running ones included) times the mean wall time of the finished
+  cross-validation jobs (the ``s`` column of ``benchmarks/search/cross_validate/<trial>.tsv``),
+  less the time the running ones have already spent (at most that mean each), divided by the
+  jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
+- final: the retrainings left (the top ``final.top_k`` trials that did not diverge, plus the
+  references) times the time of one. Once a retraining has finished, that is the mean ``s`` of
+  ``benchmarks/final/retrain/<trial>.tsv``; before, it is estimated from the cross-validation
+  epoch times of the current best ``top_k`` trials (seconds per epoch of each fold's fit, read
+  from their ``results/search/cv/<trial>.json``), scaled from the images of a CV fit (the
+  training folds less skorch's 20 % validation split: 30,600 of the 51,000 training images at
+  4 folds) to all the training images and ``final.epochs`` epochs, with no speed-up assumed
+  from the retraining's two threads. Running retrainings count as for the search, and jobs at
+  once are ``cores // 2``.
+
+``select_winner`` and the figures take about a minute and are not estimated. ``--cores`` is the
+``--cores`` of the run; by default the "Provided cores" of the newest Snakemake log, else this
+machine's CPU count (on a cluster, the log's "Provided remote nodes" count jobs at once instead;
+with a GPU device, the log's ``gpu`` resource caps the training jobs at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import math
+import os
+import re
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from .io import read_tsv
+from .trials import reference_id, trial_ids
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+RUN_CONFIG = "results/run_config.yaml"
+MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
+VALID_FRACTION = 0.2  # training.VALID_FRACTION (not imported: training imports torch)
+THREADS = {"cross_validate": 1, "retrain": 2}  # the rules' threads
+FIGURES = (
+    *(f"results/figures/receptive_fields_{layer}.png" for layer in ("layer1", "layer2", "output")),
+    *(f"results/figures/gradient_ascent_{layer}.png" for layer in ("layer1", "layer2", "output")),
+    "results/figures/gradient_ascent.json",
+    "results/figures/learning_curves.png",
+    "results/figures/search_overview.png",
+    *(f"results/report/{name}.html" for name in ("winner", "ranking", "retrained")),
+)
+WINNER = "results/winner/winner.json"
+RANKING = "results/search/ranking.tsv"
+
+# A running job is recognised by the incomplete marker of one of its outputs.
+JOB_OUTPUTS = (
+    (re.compile(r"results/search/cv/(?P<trial>[^/]+)\.json"), "cross_validate"),
+    (re.compile(r"results/final/(?P<trial>[^/]+)/metrics\.json"), "retrain"),
+    (re.compile(r"results/data/mnist\.npz"), "download_mnist"),
+    (re.compile(r"results/data/split/train_indices\.npy"), "split_train_test"),
+    (re.compile(r"results/search/trials\.tsv"), "sample_trials"),
+    (re.compile(r"results/search/ranking\.tsv"), "rank_trials"),
+    (re.compile(r"results/winner/winner\.json"), "select_winner"),
+    (re.compile(r"results/figures/receptive_fields_layer1\.png"), "plot_receptive_fields"),
+    (re.compile(r"results/figures/gradient_ascent\.json"), "plot_gradient_ascent"),
+    (re.compile(r"results/figures/learning_curves\.png"), "plot_learning_curves"),
+    (re.compile(r"results/figures/search_overview\.png"), "plot_search"),
+    (re.compile(r"results/report/winner\.html"), "report_tables"),
+)
+JOB_LOGS = {
+    "cross_validate": "logs/search/cross_validate/{trial}.log",
+    "retrain": "logs/final/retrain/{trial}.log",
+    "download_mnist": "logs/data/download_mnist.log",
+    "split_train_test": "logs/data/split_train_test.log",
+    "sample_trials": "logs/search/sample_trials.log",
+    "rank_trials": "logs/search/rank_trials.log",
+    "select_winner": "logs/final/select_winner.log",
+    "plot_receptive_fields": "logs/figures/plot_receptive_fields.log",
+    "plot_gradient_ascent": "logs/figures/plot_gradient_ascent.log",
+    "plot_learning_curves": "logs/figures/plot_learning_curves.log",
+    "plot_search": "logs/figures/plot_search.log",
+    "report_tables": "logs/report/report_tables.log",
+}
+# The other outputs of those jobs.
+OTHER_OUTPUTS = re.compile(
+    r"results/search/cv/[^/]+\.history\.tsv|results/final/[^/]+/(model\.pt|history\.tsv)"
+    r"|results/data/split/test_indices\.npy|results/search/(sorted_scores|sorted_params)\.dat"
+    r"|results/report/(ranking|retrained)\.html|results/winner/winning_net\.dat"
+    r"|results/final/summary\.tsv|results/figures/\w+_(layer1|layer2|output)\.png"
+)
+EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
+WIDTH = 100  # the report's lines are wrapped at this width
+LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,831 INFO name: "
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied, nested dicts merged key by key (Snakemake's rule)."""
+    result = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load_config(directory: Path, configfiles=()) -> tuple[dict, list[str]]:
+    """The run's config and where it came from (see the module docstring)."""
+    run_config = directory / RUN_CONFIG
+    if run_config.is_file():
+        ignored = " (the run's own; --configfile ignored)" if configfiles else " (the run's own)"
+        return _read_yaml(run_config), [RUN_CONFIG + ignored]
+    config, sources = _read_yaml(REPO_CONFIG), [str(REPO_CONFIG)]
+    for path in map(Path, configfiles):
+        # as given (from the current directory), else from the working directory
+        config = merged(config, _read_yaml(path if path.is_file() else directory / path))
+        sources.append(str(path))
+    return config, sources
+
+
+def _shown(path: Path, directory: Path) -> str:
+    """``path`` relative to the working directory where it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(directory.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def incomplete_outputs(directory: Path) -> dict[str, float]:
+    """Outputs that Snakemake marks as incomplete (jobs running, or interrupted), with the
+    time each marker was written (the job's start). A marker's name is the output path in
+    URL-safe base64; names too long for the file system are cut into folders named "@<part>"."""
+    root = directory / ".snakemake" / "incomplete"
+    markers = {}
+    for folder, _, names in os.walk(root):
+        prefix = "".join(part.removeprefix("@") for part in Path(folder).relative_to(root).parts)
+        for name in names:
+            try:
+                path = base64.urlsafe_b64decode(prefix + name).decode()
+                started = os.stat(os.path.join(folder, name)).st_mtime
+            except (ValueError, UnicodeDecodeError, OSError):
+                continue  # not a marker ("migration_underway"), or removed since the listing
+            if os.path.isabs(path):
+                path = _shown(Path(path), directory)
+            markers[os.path.normpath(path)] = started
+    return markers
+
+
+def snakemake_running(directory: Path) -> bool:
+    """Whether a Snakemake process holds the working directory's lock."""
+    try:
+        return any((directory / ".snakemake" / "locks").iterdir())
+    except OSError:
+        return False
+
+
+def _listing(folder) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
+def benchmark_seconds(path) -> float | None:
+    """The ``s`` (wall seconds) of a Snakemake benchmark file."""
+    try:
+        with open(path, "rb") as handle:
+            header, row = handle.read().split(b"\n", 2)[:2]
+        return float(row.split(b"\t")[header.split(b"\t").index(b"s")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _tail(path: Path, size: int = 8192) -> list[str]:
+    """The last lines of a text file (its last ``size`` bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            lines = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if line.strip()]
+
+
+def job_activity(log: Path) -> str:
+    """How far a running job is: its newest epoch line ("fold 2/4 epoch 17/100"), else its
+    newest log message."""
+    lines = _tail(log)
+    for line in reversed(lines):
+        match = EPOCH_LINE.search(line)
+        if match and "INFO" in line:
+            return match.group(1)
+    if not lines:
+        return "no log line yet"
+    message = LOG_MESSAGE.sub("", lines[-1])
+    return message if len(message) <= 60 else message[:57] + "..."
+
+
+def main_log(directory: Path) -> Path | None:
+    """The newest Snakemake log (their names are start times)."""
+    logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
+    return logs[-1] if logs else None
+
+
+@dataclass
+class LogFacts:
+    """What the main log says about parallelism and errors."""
+
+    cores: int | None = None
+    remote_nodes: int | None = None  # a cluster run: jobs at once, whatever their threads
+    gpus: int | None = None
+    errors: int = 0
+    steps: str | None = None  # "3 of 159 steps (2%) done"
+
+
+def read_main_log(path: Path | None) -> LogFacts:
+    facts = LogFacts()
+    if path is None:
+        return facts
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return facts
+    if match := re.search(r"^Provided cores: (\d+)", text, re.MULTILINE):
+        facts.cores = int(match.group(1))
+    if match := re.search(r"^Provided remote nodes: (\d+|unlimited)", text, re.MULTILINE):
+        facts.remote_nodes = sys.maxsize if match.group(1) == "unlimited" else int(match[1])
+    if match := re.search(r"^Provided resources: .*\bgpu=(\d+)", text, re.MULTILINE):
+        facts.gpus = int(match.group(1))
+    facts.errors = len(re.findall(r"^Error in rule ", text, re.MULTILINE))
+    steps = re.findall(r"^\d+ of \d+ steps \(\d+%\) done", text, re.MULTILINE)
+    facts.steps = steps[-1] if steps else None
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's state
+
+
+@dataclass
+class Job:
+    rule: str
+    trial: str | None
+    log: str  # relative to the working directory
+    started: float | None  # None: interrupted, not running
+    activity: str
+
+
+@dataclass
+class Part:
+    """One stage's share of the time left; ``seconds`` None where it cannot be estimated."""
+
+    name: str
+    seconds: float | None
+    explanation: str
+
+
+@dataclass
+class Progress:
+    directory: Path
+    config_sources: list[str]
+    cores: int
+    cores_source: str
+    running: bool  # a Snakemake process holds the lock
+    stage: str  # data, search, final, figures, done
+    trials: int
+    cross_validated: int
+    diverged: int
+    best: dict | None  # the best finished trial so far (lowest mean held-out loss)
+    retrainings: int
+    retrainings_known: bool  # False: from the trials so far (the ranking does not exist yet)
+    references: int
+    retrained: int
+    figures: int
+    figures_done: int
+    winner: dict | None
+    jobs: list[Job]  # running (or, when Snakemake is not running, interrupted)
+    stopped: list[Job]  # training jobs with a log but no output, not running: failed?
+    parts: list[Part]
+    main_log: str | None
+    log_facts: LogFacts = field(default_factory=LogFacts)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, None when a part cannot be estimated yet."""
+        if any(part.seconds is None for part in self.parts):
+            return None
+        return sum(part.seconds for part in self.parts)
+
+
+CV_KEYS = ("mean_accuracy", "mean_loss", "status")
+
+
+def cv_summary(text: bytes, trial: str) -> dict:
+    """A CV result's status, mean loss and mean accuracy. Where the file is laid out as
+    ``io.write_json`` writes it (indent 2: a top-level key starts a line with two spaces), they
+    are cut out of their lines: a full JSON parse of 10,000 results takes most of a second.
+    Otherwise, from the parsed JSON."""
+    found = {"trial": trial}
+    for key in CV_KEYS:
+        start = text.find(b'\n  "' + key.encode() + b'": ')
+        if start < 0:
+            result = json.loads(text)
+            return {"trial": trial, **{key: result.get(key) for key in CV_KEYS}}
+        start += len(key) + 7
+        value = text[start : text.find(b"\n", start)].rstrip(b", \r")
+        if value == b"null":
+            found[key] = None
+        elif value.startswith(b'"'):
+            found[key] = value.strip(b'"').decode()
+        else:
+            found[key] = float(value)
+    return found
+
+
+def _cv_epoch_seconds(path) -> float | None:
+    """Seconds per epoch of a trial's fold fits (from its CV result's folds)."""
+    try:
+        with open(path, "rb") as handle:
+            result = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    folds = [f for f in result.get("folds", []) if f.get("seconds") and f.get("epochs")]
+    epochs = sum(f["epochs"] for f in folds)
+    return sum(f["seconds"] for f in folds) / epochs if epochs else None
+
+
+def jobs_at_once(rule: str, cores: int, facts: LogFacts, gpu: bool) -> int:
+    """How many jobs of ``rule`` Snakemake runs at once."""
+    if facts.remote_nodes:
+        return facts.remote_nodes
+    jobs = max(1, cores // THREADS[rule])  # Snakemake scales a rule's threads down to --cores
+    if gpu and facts.gpus:
+        jobs = min(jobs, facts.gpus)
+    return jobs
+
+
+def collect(directory, configfiles=(), cores: int | None = None, now: float | None = None):
+    """The ``Progress`` of the run in ``directory``."""
+    directory = Path(directory)
+    now = time.time() if now is None else now
+    config, sources = load_config(directory, configfiles)
+    search, final = config["search"], config["final"]
+    n_trials, folds = int(search["n_trials"]), int(search["folds"])
+    top_k, epochs = int(final["top_k"]), int(final["epochs"])
+    references = [reference_id(name) for name in final.get("references") or {}]
+    train_images = MNIST_TRAIN_IMAGES - math.ceil(float(config["test_fraction"]) * 60_000)
+    cv_images = round(train_images * (folds - 1) / folds * (1 - VALID_FRACTION))
+    gpu = str(config.get("device", "")).startswith("cuda")
+
+    log_path = main_log(directory)
+    facts = read_main_log(log_path)
+    if cores is not None:
+        cores_source = "--cores"
+    elif facts.cores is not None:
+        cores, cores_source = facts.cores, "the main log"
+    else:
+        cores, cores_source = os.cpu_count() or 1, "this machine's CPUs"
+
+    running = snakemake_running(directory)
+    markers = incomplete_outputs(directory)
+
+    def done(path: str) -> bool:
+        return path not in markers and (directory / path).is_file()
+
+    # Search: every finished trial's CV result (small JSON files) and benchmark.
+    trials = trial_ids(n_trials)
+    cv_dir = os.path.join(directory, "results", "search", "cv")
+    benchmark_dir = os.path.join(directory, "benchmarks", "search", "cross_validate")
+    cv_files, cv_benchmarks = _listing(cv_dir), _listing(benchmark_dir)
+    results, cv_seconds = {}, []
+    for trial in trials:  # plain strings and open(): pathlib would double the time
+        if f"{trial}.json" not in cv_files or f"results/search/cv/{trial}.json" in markers:
+            continue
+        try:
+            with open(os.path.join(cv_dir, f"{trial}.json"), "rb") as handle:
+                results[trial] = cv_summary(handle.read(), trial)
+        except (OSError, ValueError):
+            continue
+        if f"{trial}.tsv" in cv_benchmarks:
+            seconds = benchmark_seconds(os.path.join(benchmark_dir, f"{trial}.tsv"))
+            if seconds is not None:
+                cv_seconds.append(seconds)
+    ok = sorted(
+        (r for r in results.values() if r["status"] == "ok" and r["mean_loss"] is not None),
+        key=lambda r: (r["mean_loss"], r["trial"]),
+    )
+    diverged = sum(r["status"] == "diverged" for r in results.values())
+    best = ok[0] if ok else None
+
+    # Final: the retrained trials are the ranking's (once it exists for this search), else the
+    # best so far stand in for them.
+    search_done = len(results) == n_trials
+    ranked = None
+    if search_done and done(RANKING):
+        rows = sorted(read_tsv(directory / RANKING), key=lambda row: int(row["rank"]))
+        ranked = [row["trial"] for row in rows if row["status"] == "ok"][:top_k]
+    candidates = ranked if ranked is not None else [r["trial"] for r in ok[:top_k]]
+    if ranked is not None:
+        retrainings = len(ranked) + len(references)
+    else:
+        retrainings = min(top_k, n_trials - diverged) + len(references)
+    retrain_benchmarks = _listing(directory / "benchmarks/final/retrain")
+    retrained, retrain_seconds = 0, []
+    for trial in [*candidates, *references]:
+        if done(f"results/final/{trial}/metrics.json"):
+            retrained += 1
+            if f"{trial}.tsv" in retrain_benchmarks:
+                seconds = benchmark_seconds(directory / f"benchmarks/final/retrain/{trial}.tsv")
+                if seconds is not None:
+                    retrain_seconds.append(seconds)
+    figures_done = sum(done(path) for path in FIGURES)
+    winner = None
+    if done(WINNER):
+        try:
+            winner = json.loads((directory / WINNER).read_text())
+        except (OSError, ValueError):
+            winner = None
+
+    if not done("results/data/split/train_indices.npy") and not results:
+        stage = "data"
+    elif not search_done or ranked is None:
+        stage = "search"
+    elif retrained < retrainings or winner is None:
+        stage = "final"
+    elif figures_done < len(FIGURES):
+        stage = "figures"
+    else:
+        stage = "done"
+
+    # Running jobs: one per output marked incomplete; interrupted ones when Snakemake is not
+    # running.
+    jobs = []
+    for path, started in sorted(markers.items(), key=lambda item: item[1]):
+        started = started if running else None
+        for pattern, rule in JOB_OUTPUTS:
+            if match := pattern.fullmatch(path):
+                trial = match.groupdict().get("trial")
+                log = JOB_LOGS[rule].format(trial=trial)
+                jobs.append(Job(rule, trial, log, started, job_activity(directory / log)))
+                break
+        else:
+            if not OTHER_OUTPUTS.fullmatch(path):  # a rule this module does not know
+                jobs.append(Job("a job", None, "", started, f"writing {path}"))
+    # Training jobs that left a log but no output and are not running: failed, or interrupted
+    # before Snakemake marked them (Snakemake reruns them).
+    marked = {job.trial for job in jobs}
+    stopped = [
+        Job("cross_validate", trial, f"logs/search/cross_validate/{trial}.log", None, "")
+        for trial in sorted(
+            {
+                name.removesuffix(".log")
+                for name in _listing(directory / "logs/search/cross_validate")
+            }
+            & set(trials) - set(results) - marked
+        )
+    ]
+    stopped += [
+        Job("retrain", trial, f"logs/final/retrain/{trial}.log", None, "")
+        for trial in sorted(
+            {name.removesuffix(".log") for name in _listing(directory / "logs/final/retrain")}
+            & set([*candidates, *references]) - marked
+        )
+        if not done(f"results/final/{trial}/metrics.json")
+    ]
+
+    parts = []
+    if stage in ("data", "search"):
+        parts.append(
+            _search_part(
+                n_trials - len(results),
+                cv_seconds,
+                [job for job in jobs if job.rule == "cross_validate"],
+                jobs_at_once("cross_validate", cores, facts, gpu),
+                now,
+            )
+        )
+    if stage in ("data", "search", "final"):
+        cv_paths = (
+            os.path.join(cv_dir, f"{trial}.json") for trial in candidates if trial in results
+        )
+        epoch_seconds = [s for s in map(_cv_epoch_seconds, cv_paths) if s]
+        parts.append(
+            _final_part(
+                retrainings - retrained,
+                retrain_seconds,
+                epoch_seconds,
+                dict(
+                    ranked=ranked is not None,
+                    cv_images=cv_images,
+                    train_images=train_images,
+                    epochs=epochs,
+                ),
+                [job for job in jobs if job.rule == "retrain"],
+                jobs_at_once("retrain", cores, facts, gpu),
+                now,
+            )
+        )
+
+    return Progress(
+        directory=directory,
+        config_sources=sources,
+        cores=cores,
+        cores_source=cores_source,
+        running=running,
+        stage=stage,
+        trials=n_trials,
+        cross_validated=len(results),
+        diverged=diverged,
+        best=best,
+        retrainings=retrainings,
+        retrainings_known=ranked is not None,
+        references=len(references),
+        retrained=retrained,
+        figures=len(FIGURES),
+        figures_done=figures_done,
+        winner=winner,
+        jobs=jobs,
+        stopped=stopped,
+        parts=parts,
+        main_log=_shown(log_path, directory) if log_path else None,
+        log_facts=facts,
+    )
+
+
+def _spent(jobs: list[Job], per_job: float, now: float) -> float:
+    """The time the running ``jobs`` have already spent, at most ``per_job`` each."""
+    return sum(min(max(now - job.started, 0.0), per_job) for job in jobs if job.started)
+
+
+def _search_part(left, seconds, running, jobs, now) -> Part:
+    if left == 0:
+        return Part("search", 0.0, "every trial cross-validated; ranking them")
+    if not seconds:
+        return Part("search", None, "not known yet: no cross-validation job has finished")
+    mean = sum(seconds) / len(seconds)
+    spent = _spent(running, mean, now)
+    at_once = min(jobs, left)
+    estimate = max(left * mean - spent, 0.0) / at_once
+    already = (
+        f", less {duration(spent)} already run by the {len(running)} running," if spent else ""
+    )
+    text = (
+        f"{left:,} trials left × {mean:,.0f} s (the mean of {_plural(len(seconds), 'finished')})"
+        f"{already} / {at_once} jobs at once"
+    )
+    return Part("search", estimate, text)
+
+
+def _final_part(left, seconds, epoch_seconds, sizes, running, jobs, now) -> Part:
+    if left <= 0:
+        return Part("final", 0.0, "every retraining done; choosing the winner")
+    if seconds:
+        per = sum(seconds) / len(seconds)
+        basis = f"~{per:,.0f} s (the mean of {_plural(len(seconds), 'finished')})"
+    elif epoch_seconds:
+        per_epoch = sum(epoch_seconds) / len(epoch_seconds)
+        per = per_epoch * sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
+        which = "ranking's" if sizes["ranked"] else "current"
+        basis = (
+            f"~{per:,.0f} s (from the CV epoch times of the {which} "
+            f"{_plural(len(epoch_seconds), 'best trial')}, {per_epoch:.2f} s per epoch of "
+            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
+            f"{sizes['epochs']} epochs; no speed-up assumed from its 2 threads)"
+        )
+    else:
+        return Part("final", None, "not known yet: no cross-validation job has finished")
+    spent = _spent(running, per, now)
+    at_once = min(jobs, left)
+    estimate = max(left * per - spent, 0.0) / at_once
+    already = (
+        f", less {duration(spent)} already run by the {len(running)} running," if spent else ""
+    )
+    text = f"{_plural(left, 'retraining')} × {basis}{already} / {at_once} at once"
+    return Part("final", estimate, text)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 or noun == "finished" else f"{count:,} {noun}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def duration(seconds: float) -> str:
+    """ "45 s", "3 min 5 s", "2 h 10 min", "1 d 3 h"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s" if seconds < 600 else f"{seconds // 60} min"
+    minutes = round(seconds / 60)
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    hours = round(seconds / 3600)
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def _wrapped(text: str, indent: int) -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
+
+
+def report(progress: Progress, now: float | None = None) -> str:
+    """The text ``python -m mnist_mlp.progress`` prints."""
+    now = time.time() if now is None else now
+    p = progress
+    lines = [
+        f"Run in {p.directory.resolve()}",
+        f"  config: {' + '.join(p.config_sources)}; cores: {p.cores} (from {p.cores_source})",
+    ]
+    if p.running:
+        state = "Snakemake is running (it holds .snakemake/locks/)"
+    elif p.stage == "done":
+        state = "finished"
+    else:
+        state = "Snakemake is not running (no lock in .snakemake/locks/)"
+    lines += [f"Stage: {p.stage}; {state}", ""]
+
+    best = ""
+    if p.best:
+        best = (
+            f"; best so far {p.best['trial']} (mean held-out loss {p.best['mean_loss']:.4f}, "
+            f"accuracy {p.best['mean_accuracy']:.4f})"
+        )
+    lines += _wrapped(
+        f"  search   {p.cross_validated:,}/{p.trials:,} trials cross-validated "
+        f"({p.diverged:,} diverged){best}",
+        11,
+    )
+    guess = "" if p.retrainings_known else ", if none of the trials left diverges"
+    final = (
+        f"  final    {p.retrained}/{p.retrainings} retrainings (top "
+        f"{p.retrainings - p.references} + {_plural(p.references, 'reference')}{guess})"
+    )
+    if p.winner:
+        final += (
+            f"; winner {p.winner.get('trial')} (test accuracy "
+            f"{p.winner.get('test_accuracy', math.nan):.4f}, official test "
+            f"{p.winner.get('official_test_accuracy', math.nan):.4f})"
+        )
+    lines += _wrapped(final, 11)
+    lines += [f"  figures  {p.figures_done}/{p.figures}", ""]
+
+    if p.jobs:
+        title = "Running now" if p.running else "Interrupted (rerun with --rerun-incomplete)"
+        lines.append(f"{title} ({len(p.jobs)}):")
+        for job in p.jobs:
+            name = f"{job.rule} {job.trial}" if job.trial else job.rule
+            since = f", running {duration(now - job.started)}" if job.started else ""
+            log = f"  ({job.log})" if job.log else ""
+            lines.append(f"  {name}: {job.activity}{since}{log}")
+    elif p.stage != "done":
+        lines.append("Running now: no job" + ("" if p.running else " (Snakemake is not running)"))
+    if p.stopped:
+        shown = ", ".join(job.trial for job in p.stopped[:8])
+        more = f" and {len(p.stopped) - 8} more" if len(p.stopped) > 8 else ""
+        lines += _wrapped(
+            f"With a log but no result, not running ({len(p.stopped)}; failed or interrupted, "
+            f"Snakemake reruns them): {shown}{more}; see {p.stopped[0].log}",
+            2,
+        )
+    lines.append("")
+
+    if p.stage == "done":
+        lines.append("ETA: finished")
+    else:
+        eta = p.eta
+        if eta is None:
+            lines.append("ETA: not known yet, no job has been timed; the parts:")
+        else:
+            at = datetime.fromtimestamp(now + eta).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+            lines.append(f"ETA {duration(eta)} (about {at}), the sum of the stages left:")
+        for part in p.parts:
+            took = "" if part.seconds is None else f"{duration(part.seconds)} = "
+            lines += _wrapped(f"  {part.name:<7} {took}{part.explanation}", 10)
+        lines += _wrapped(
+            "  then select_winner and the figures (about a minute, not estimated). Job times: "
+            "the s column (wall seconds) of benchmarks/search/cross_validate/<trial>.tsv and "
+            "benchmarks/final/retrain/<trial>.tsv.",
+            2,
+        )
+        if not p.running:
+            lines.append("  (The time left once Snakemake is restarted.)")
+    lines.append("")
+
+    lines.append("Logs:")
+    if p.main_log:
+        facts = p.log_facts
+        extra = [facts.steps] if facts.steps else []
+        if facts.errors:
+            extra.append(f"{_plural(facts.errors, 'Error in rule')}: grep -A 20 'Error in rule'")
+        lines.append(f"  main:    {p.main_log}")
+        if extra:
+            lines.append(f"           Snakemake: {'; '.join(extra)}")
+    else:
+        lines.append("  main:    none yet (.snakemake/log/ is empty)")
+    lines += [
+        "  per job: logs/search/cross_validate/<trial>.log, logs/final/retrain/<trial>.log,",
+        "           logs/final/select_winner.log, logs/figures/<rule>.log",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_mlp.progress",
+        description="Where a run of the workflow stands and how long it has left "
+        "(reads its working directory only; safe beside a running Snakemake).",
+    )
+    parser.add_argument("--directory", "-d", default=".", help="the run's working directory")
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="the run's --configfile files (used when results/run_config.yaml is missing)",
+    )
+    parser.add_argument(
+        "--cores",
+        type=int,
+        help="the run's --cores (default: from the newest Snakemake log, else the CPU count)",
+    )
+    args = parser.parse_args(argv)
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        parser.error(f"no such directory: {directory}")
+    now = time.time()
+    try:
+        state = collect(directory, args.configfile, args.cores, now)
+    except FileNotFoundError as error:
+        parser.error(f"{error.strerror}: {error.filename}")
+    print(report(state, now))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""What the HTML report shows beside the figures: the winner, the ranking and the retrained
+networks as tables readable inside the report (Snakemake shows HTML results inline, a TSV only
+as a download), and the summary its front page opens with.
+
+``front_page`` and ``results_mismatch`` use the standard library only: the Snakefile calls them
+when it builds a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+
+from .io import write_text
+
+STYLE = """
+body { font-family: sans-serif; font-size: 14px; margin: 1em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f0f0f0; }
+td.text, th.text { text-align: left; }
+tr.winner td { background: #fff3c4; font-weight: bold; }
+tr.reference td { color: #555; font-style: italic; }
+p.note { max-width: 60em; }
+"""
+ACCURACIES = (
+    ("official_test_accuracy", "official test set (10,000 images, unbiased)"),
+    ("test_accuracy", "test part (15 %, chose the winner)"),
+    ("whole_dataset_accuracy", "all 60,000 training images"),
+)
+# Columns of the report's tables: (column, heading, format).
+HYPERPARAMETER_COLUMNS = (
+    ("Nh1", "Nh1", "{:.0f}"),
+    ("Nh2", "Nh2", "{:.0f}"),
+    ("dropout", "dropout", "{:.3f}"),
+    ("optimizer", "optimizer", "{}"),
+    ("lr", "lr", "{:.3g}"),
+    ("L2", "L2", "{:.3g}"),
+)
+RANKING_COLUMNS = (
+    ("rank", "rank", "{:.0f}"),
+    ("trial", "trial", "{}"),
+    *HYPERPARAMETER_COLUMNS,
+    ("mean_loss", "CV loss", "{:.4f}"),
+    ("std_loss", "±", "{:.4f}"),
+    ("mean_accuracy", "CV accuracy", "{:.2%}"),
+    ("mean_epochs", "epochs", "{:.1f}"),
+    ("status", "status", "{}"),
+)
+RETRAINED_COLUMNS = (
+    ("trial", "trial", "{}"),
+    *HYPERPARAMETER_COLUMNS,
+    ("cv_loss", "CV loss", "{:.4f}"),
+    ("official_test_accuracy", "official test (unbiased)", "{:.2%}"),
+    ("test_accuracy", "test part (chose)", "{:.2%}"),
+    ("whole_dataset_accuracy", "all 60,000", "{:.2%}"),
+    ("epochs", "epochs", "{:.0f}"),
+)
+
+
+def _cell(value: str, fmt: str) -> str:
+    try:
+        text = fmt.format(float(value)) if fmt != "{}" else value
+    except ValueError:
+        text = value  # NaN written as text, a status, ...
+    numeric = fmt != "{}"
+    return f'<td class="{"num" if numeric else "text"}">{html.escape(text)}</td>'
+
+
+def html_table(rows: list[dict], columns, row_class=lambda row: "") -> str:
+    head = "".join(
+        f'<th class="{"text" if fmt == "{}" else "num"}">{html.escape(title)}</th>'
+        for _, title, fmt in columns
+    )
+    body = "".join(
+        f'<tr class="{row_class(row)}">'
+        + "".join(_cell(row[key], fmt) for key, _, fmt in columns)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(title: str, content: str) -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h2>{html.escape(title)}</h2>{content}"
+        "</body></html>\n"
+    )
+
+
+def _read_tsv(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def winner_html(winner: dict) -> str:
+    params = "".join(
+        f"<tr><th class='text'>{key}</th><td>{html.escape(str(value))}</td></tr>"
+        for key, value in winner["params"].items()
+    )
+    accuracies = "".join(
+        f"<tr><th class='text'>{html.escape(label)}</th><td>{winner[key]:.2%}</td></tr>"
+        for key, label in ACCURACIES
+    )
+    return _page(
+        f"Winner: {winner['trial']}, {winner['official_test_accuracy']:.2%} on the official "
+        "test set",
+        f"<h3>Accuracy</h3><table>{accuracies}</table>"
+        f"<p class='note'>{html.escape(winner['chosen_by'])}.</p>"
+        f"<h3>Hyper-parameters</h3><table>{params}</table>"
+        f"<p class='note'>CV loss {winner['cv_loss']:.4f}; retrained for {winner['epochs']} "
+        f"epochs; {winner['candidates']} candidates.</p>",
+    )
+
+
+def tables_stage(ranking_path, summary_path, winner_path, outputs) -> None:
+    """Rule report_tables: ``outputs.winner``, ``outputs.ranking``, ``outputs.retrained``."""
+    winner = json.loads(Path(winner_path).read_text())
+    ranking = _read_tsv(ranking_path)
+    summary = _read_tsv(summary_path)
+    write_text(outputs.winner, winner_html(winner))
+    write_text(
+        outputs.ranking,
+        _page(
+            f"Ranking of all {len(ranking)} trials by CV loss",
+            html_table(
+                ranking,
+                RANKING_COLUMNS,
+                lambda row: "winner" if row["trial"] == winner["trial"] else "",
+            ),
+        ),
+    )
+
+    def role(row):
+        if row["winner"] == "True":
+            return "winner"
+        return "reference" if row["reference"] == "True" else ""
+
+    write_text(
+        outputs.retrained,
+        _page(
+            f"The {len(summary)} retrained networks (winner highlighted, references in italics)",
+            html_table(summary, RETRAINED_COLUMNS, role)
+            + "<p class='note'>The test part chose the winner, so its accuracy there is "
+            "optimistic; the official test set's is the unbiased figure.</p>",
+        ),
+    )
+
+
+def front_page(workdir=".") -> dict | None:
+    """What the report's front page shows of the results: the winner, the number of trials
+    ranked and retrained. None before select_winner has run."""
+    workdir = Path(workdir)
+    paths = {
+        "winner": workdir / "results/winner/winner.json",
+        "ranking": workdir / "results/search/ranking.tsv",
+        "summary": workdir / "results/final/summary.tsv",
+    }
+    if not all(path.exists() for path in paths.values()):
+        return None
+    winner = json.loads(paths["winner"].read_text())
+    ranking = _read_tsv(paths["ranking"])
+    summary = _read_tsv(paths["summary"])
+    return {
+        "winner": winner,
+        "accuracies": [(label, f"{winner[key]:.2%}") for key, label in ACCURACIES],
+        "n_ranked": len(ranking),
+        "n_diverged": sum(row["status"] != "ok" for row in ranking),
+        "n_retrained": len(summary),
+        "epochs": winner["epochs"],
+    }
+
+
+# Keys whose values decide the results (mnist_dir and device do not: the data are checked by
+# MD5, and the device changes rounding only).
+RESULT_KEYS = ("seed", "test_fraction", "search", "final", "figures")
+
+
+def results_mismatch(config: dict, workdir=".") -> list[str]:
+    """How the results in ``workdir`` differ from what ``config`` would make: the keys whose
+    values differ from the run's own config (``results/run_config.yaml``), and a ranking whose
+    length is not ``search.n_trials``. Empty when they match."""
+    import yaml
+
+    workdir = Path(workdir)
+    problems = []
+    run_config_path = workdir / "results/run_config.yaml"
+    if run_config_path.exists():
+        made_with = yaml.safe_load(run_config_path.read_text())
+        problems += [
+            f"{key}: the results were made with {made_with.get(key)!r}, this config has "
+            f"{config.get(key)!r}"
+            for key in RESULT_KEYS
+            if made_with.get(key) != config.get(key)
+        ]
+    ranking = workdir / "results/search/ranking.tsv"
+    if ranking.exists():
+        ranked = len(_read_tsv(ranking))
+        if ranked != config["search"]["n_trials"]:
+            problems.append(
+                f"search.n_trials: the ranking holds {ranked} trials, this config has "
+                f"{config['search']['n_trials']}"
+            )
+    return problems
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Headless and quiet: no sandbox (root in containers), no GPU, and none of the background
+# connections that a machine without internet refuses.
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",  # let the report's scripts render the page first
+)
+
+
+def find_browser() -> str | None:
+    import shutil
+
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
+def render(report_html, screenshot=None, size=(1400, 1000), timeout=120) -> str:
+    """The report as a user sees it, in a headless Chromium: the page's text after its scripts
+    ran, and (``screenshot``) a PNG of the window. Raises FileNotFoundError without a browser."""
+    import subprocess
+    import tempfile
+
+    browser = find_browser()
+    if browser is None:
+        raise FileNotFoundError(f"no headless browser found (looked for {', '.join(BROWSERS)})")
+    url = Path(report_html).resolve().as_uri()
+    with tempfile.TemporaryDirectory() as profile:
+        flags = [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}"]
+        flags.append(f"--window-size={size[0]},{size[1]}")
+        dom = subprocess.run(
+            [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=timeout
+        ).stdout
+        if screenshot is not None:
+            subprocess.run(
+                [*flags, f"--screenshot={Path(screenshot).resolve()}", url],
+                capture_output=True,
+                timeout=timeout,
+                check=True,
+            )
+    return dom
+
+
+def main(argv=None) -> int:
+    """``python -m mnist_mlp.report REPORT.html PICTURE.png``: a picture of the report's front
+    page, as a headless Chromium shows it (``make report`` runs it)."""
+    import sys
+
+    report_html, picture = argv if argv is not None else sys.argv[1:]
+    try:
+        render(report_html, picture)
+    except FileNotFoundError as err:
+        print(f"{err}: no picture of the report made", file=sys.stderr)
+        return 0
+    print(f"{picture}: the report's front page as a browser shows it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,12 @@
+"""Rule plot_search: every trial's CV loss against each hyper-parameter, the winner marked."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
+
+from mnist_mlp.figures import search_overview_stage
+from mnist_mlp.jobs import start_job
+
+start_job(snakemake.log[0])
+search_overview_stage(snakemake.input.ranking, snakemake.input.summary, snakemake.output[0])

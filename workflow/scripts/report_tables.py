@@ -1,0 +1,14 @@
+"""Rule report_tables: the winner, the ranking and the retrained networks as HTML tables."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
+
+from mnist_mlp.jobs import start_job
+from mnist_mlp.report import tables_stage
+
+start_job(snakemake.log[0])
+tables_stage(
+    snakemake.input.ranking, snakemake.input.summary, snakemake.input.winner, snakemake.output
+)
