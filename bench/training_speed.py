@@ -214,7 +214,7 @@ def projection(rate_per_thread_gflops: float, cv_epochs: int, config: dict) -> d
     mean_flops = statistics.mean(flops_per_image(s["Nh1"], s["Nh2"]) for s in shapes)
     final = config["final"]
     final_flops = mean_flops * 60_000 * (1 - config["test_fraction"]) * final["epochs"]
-    final_flops *= final["top_k"] + len(final["reference_configs"])
+    final_flops *= final["top_k"] + len(final["references"])
     seconds = (cv_flops + final_flops) / (rate_per_thread_gflops * 1e9)
     return {
         "cv_core_hours": cv_flops / (rate_per_thread_gflops * 1e9) / 3600,

@@ -20,24 +20,12 @@ PARTITION=${SLURM_TEST_PARTITION:-local}
 ACCOUNT=${SLURM_TEST_ACCOUNT:-snaketest}
 DB_PASSWORD=${SLURM_TEST_DB_PASSWORD:-slurmdbpass}
 DB_PORT=${SLURM_TEST_DB_PORT:-6833}  # the private MariaDB, on 127.0.0.1 only
-ETC=/etc/slurm
-STATE=/var/lib/slurm-local
-LOGS=/var/log/slurm-local
-# Same line in stop_local_cluster.sh: it removes only files that carry it.
-MARKER="# Written by slurm/start_local_cluster.sh (local test cluster); stop_local_cluster.sh removes it."
-MUNGE_SOCKET=$STATE/munge/munge.socket.2
-DB_SOCKET=$STATE/mysql/mysqld.sock
-# Pid files of the daemons it starts (the same list is in stop_local_cluster.sh).
-PID_MUNGED=$STATE/munge/munged.pid
-PID_MARIADBD=$STATE/mysql/mariadbd.pid
-PID_SLURMDBD=$STATE/run/slurmdbd.pid
-PID_SLURMCTLD=$STATE/run/slurmctld.pid
-PID_SLURMD=$STATE/run/slurmd.pid
+# shellcheck source=slurm/common.sh
+source "$(dirname "$0")/common.sh"
 NODE=$(hostname -s)
 caller_slurm_conf=${SLURM_CONF:-}
 export SLURM_CONF=$ETC/slurm.conf  # the commands below use our config
 
-log() { echo "[slurm-local] $*"; }
 die() { log "$*"; exit 1; }
 wait_for() {  # wait_for SECONDS DESCRIPTION LOGFILE COMMAND...: its log's end when it fails
   local seconds=$1 what=$2 logfile=$3; shift 3
@@ -46,16 +34,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION LOGFILE COMMAND...: its log's end w
   tail -n 20 "$logfile" 2>/dev/null || true
   return 1
 }
-# is PID DAEMON [ARGUMENT]: PID is a live DAEMON (by its executable) whose command line holds
-# ARGUMENT; ours PIDFILE DAEMON [ARGUMENT]: so is the pid in PIDFILE, a daemon this script started.
-is() {
-  local exe command
-  [[ $1 =~ ^[0-9]+$ ]] || return 1
-  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1  # also fails for a zombie
-  [ "${exe% (deleted)}" = "$(readlink -f "$(command -v "$2")")" ] || return 1
-  command=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-  [[ $command == *"${3:-}"* ]]
-}
+# ours PIDFILE DAEMON [ARGUMENT]: the pid in PIDFILE is a daemon this script started.
 ours() { local pid; pid=$(cat "$1" 2>/dev/null) && is "$pid" "${@:2}"; }
 # write_config FILE MODE: stdin, after MARKER, into FILE, unless it already holds exactly that
 # (a second start changes nothing)

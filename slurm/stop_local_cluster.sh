@@ -8,22 +8,9 @@
 # quick. Safe to run when nothing runs.
 set -euo pipefail
 
-ETC=/etc/slurm
-STATE=/var/lib/slurm-local
-# Same line as in start_local_cluster.sh.
-MARKER="# Written by slurm/start_local_cluster.sh (local test cluster); stop_local_cluster.sh removes it."
+# shellcheck source=slurm/common.sh
+source "$(dirname "$0")/common.sh"
 
-log() { echo "[slurm-local] $*"; }
-# is PID DAEMON [ARGUMENT]: PID is a live DAEMON (by its executable) whose command line holds
-# ARGUMENT (as in start_local_cluster.sh).
-is() {
-  local exe command
-  [[ $1 =~ ^[0-9]+$ ]] || return 1
-  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1  # also fails for a zombie
-  [ "${exe% (deleted)}" = "$(readlink -f "$(command -v "$2")")" ] || return 1
-  command=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-  [[ $command == *"${3:-}"* ]]
-}
 stop() {  # stop DAEMON PIDFILE [ARGUMENT]
   local pid
   [ -e "$2" ] || return 0  # never started, or stopped already
@@ -46,11 +33,11 @@ stop() {  # stop DAEMON PIDFILE [ARGUMENT]
 
 [ "$(id -u)" = 0 ] || { log "needs root"; exit 1; }
 # In the reverse order of the start; the pid files are those start_local_cluster.sh names.
-stop slurmd "$STATE/run/slurmd.pid"
-stop slurmctld "$STATE/run/slurmctld.pid"
-stop slurmdbd "$STATE/run/slurmdbd.pid"
-stop mariadbd "$STATE/mysql/mariadbd.pid" "$STATE/mysql"
-stop munged "$STATE/munge/munged.pid" "$STATE/munge/munge.socket.2"
+stop slurmd "$PID_SLURMD"
+stop slurmctld "$PID_SLURMCTLD"
+stop slurmdbd "$PID_SLURMDBD"
+stop mariadbd "$PID_MARIADBD" "$STATE/mysql"
+stop munged "$PID_MUNGED" "$MUNGE_SOCKET"
 
 for conf in "$ETC/slurm.conf" "$ETC/slurmdbd.conf"; do
   [ -e "$conf" ] || continue

@@ -13,7 +13,6 @@ need it skip, saying why (under CI=true they fail instead).
 
 from __future__ import annotations
 
-import copy
 import gzip
 import hashlib
 import os
@@ -42,14 +41,18 @@ def default_config() -> dict:
 
 
 def merged(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` applied, nested dicts merged key by key."""
-    result = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
+    """``base`` with ``overrides`` applied, every nested dict merged key by key."""
+    from mnist_mlp.config import merge_config
+
+    return merge_config(base, overrides, replaced=())
+
+
+def skip_or_fail(reason: str):
+    """Skip a test that cannot run here, saying why; under CI (CI=true) fail instead: a skip
+    there would pass CI without the thing tested."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 class Paths(dict):
@@ -124,10 +127,7 @@ def synthetic_npz(synthetic_mnist, tmp_path_factory) -> Path:
 def mnist_dir() -> Path:
     missing = [name for name in MNIST_FILES if not (MNIST_DIR / f"{name}.gz").exists()]
     if missing and not all((MNIST_DIR / name).exists() for name in MNIST_FILES):
-        reason = f"real MNIST not found in {MNIST_DIR} (set MNIST_DIR to its folder)"
-        if os.environ.get("CI") == "true":  # a skip there would pass CI without real data
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"real MNIST not found in {MNIST_DIR} (set MNIST_DIR to its folder)")
     return MNIST_DIR
 
 
@@ -171,10 +171,11 @@ def snakemake_command(workdir: Path, configfile: Path | None, *args, snakefile=N
         "--snakefile",
         str(snakefile or REPO / "Snakefile"),
     ]
-    command += ["--directory", str(workdir), "--cores", "2"]
+    command += ["--directory", str(workdir)]
     if configfile is not None:
         command += ["--configfile", str(configfile)]
-    return [*command, *args]
+    # after --configfile, which takes every argument up to the next option
+    return [*command, "--cores", "2", *args]
 
 
 def run_snakemake(

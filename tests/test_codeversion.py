@@ -64,3 +64,40 @@ def test_a_real_change_of_the_script_changes_its_hash(package):
     script = package / "scripts" / "rank_trials.py"
     script.write_text(script.read_text() + "\nprint('ranked')\n")
     assert version(package, "rank_trials.py") != before
+
+
+def _top_level_imports(path):
+    """Names of the packages a module imports when it is imported (not inside functions)."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_snakefile_needs_only_what_snakemake_brings():
+    """Planning a run (the Snakefile and what it imports from the package) needs only the
+    standard library, PyYAML and jsonschema, which Snakemake installs: so a Snakemake-only
+    environment (--software-deployment-method conda) can run the workflow."""
+    import re
+    import sys
+
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    imported = set()
+    for source in sources:
+        imported |= set(re.findall(r"^from mnist_mlp\.(\w+) import", source.read_text(), re.M))
+    package = REPO / "workflow" / "mnist_mlp"
+    modules, pending = set(), set(imported)
+    while pending:  # what they import in turn
+        module = pending.pop()
+        modules.add(module)
+        pending |= set(codeversion._parsed(package / f"{module}.py")[1]) - modules
+    assert {"config", "trials", "codeversion", "io", "report"} <= modules
+    allowed = set(sys.stdlib_module_names) | {"yaml", "jsonschema", "mnist_mlp", "__future__"}
+    for module in sorted(modules | {"__init__"}):
+        outside = _top_level_imports(package / f"{module}.py") - allowed
+        assert not outside, f"mnist_mlp/{module}.py imports {outside} when the Snakefile plans"

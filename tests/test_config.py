@@ -177,3 +177,23 @@ def test_env_file_pins_match_requirements():
     for line in pip_section:
         name, version = line.split("==")
         assert pins.get(name) == version, f"{name}: env {version}, requirements {pins.get(name)}"
+
+
+def test_an_override_replaces_the_optimizers_and_references_whole():
+    from mnist_mlp.config import merge_config
+
+    defaults = default_config()
+    merged_config = merge_config(
+        defaults,
+        {
+            "search": {"optimizers": {"SGD": 1.0}, "n_trials": 20},
+            "final": {"references": {}},
+            "figures": {"n_neurons": 4},
+        },
+    )
+    assert merged_config["search"]["optimizers"] == {"SGD": 1.0}
+    assert merged_config["search"]["n_trials"] == 20 and merged_config["search"]["folds"] == 4
+    assert merged_config["final"]["references"] == {} and merged_config["final"]["top_k"] == 15
+    assert merged_config["figures"]["n_neurons"] == 4
+    assert defaults["search"]["optimizers"] == {"Adam": 0.8, "RMSprop": 0.2}  # not changed
+    assert validate_config(merged_config)[1] == []

@@ -14,8 +14,9 @@ import yaml
 from conftest import REPO
 
 from mnist_mlp import progress
+from mnist_mlp.config import merge_config as merged
 from mnist_mlp.io import write_json
-from mnist_mlp.progress import FIGURES, RUN_CONFIG, collect, merged, report
+from mnist_mlp.progress import FIGURES, RUN_CONFIG, collect, report
 
 NOW = 1_800_000_000.0  # the fake runs' "now"
 CONFIG = {

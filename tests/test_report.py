@@ -1,11 +1,10 @@
 """The HTML report as a user sees it (workflow tier): made from the run's own config, opened in
 a headless Chromium, it must open on the answer; made with another config, it is refused."""
 
-import os
 import re
 
 import pytest
-from conftest import run_snakemake, variant
+from conftest import run_snakemake, skip_or_fail, variant
 
 from mnist_mlp.io import read_json
 from mnist_mlp.report import find_browser, render
@@ -23,10 +22,7 @@ def report(tiny_run):
 
 def test_the_report_opens_on_the_answer_in_a_browser(report, tmp_path):
     if find_browser() is None:
-        message = "no headless Chromium (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("no headless Chromium (apt-get install chromium)")
     import matplotlib.image
 
     winner = read_json(report.parent / "winner/winner.json")

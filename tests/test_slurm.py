@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, skip_or_fail
 
 from mnist_mlp.io import read_json
 
@@ -36,9 +36,7 @@ def slurm_cluster():
         if started.returncode != 0:
             reason = f"the local SLURM cluster did not start:\n{started.stdout}{started.stderr}"
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"SLURM test cannot run in CI: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)
 
 
 def test_the_tiny_run_on_slurm_matches_the_local_run(slurm_cluster, tiny_run, tmp_path):

@@ -74,7 +74,7 @@ def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> N
 
 
 def load_model(path, device="cpu") -> tuple[MLP, dict]:
-    """Load a model saved by ``save_model`` (``model.pt`` of a retrained configuration, or
+    """Load a model saved by ``save_model`` (``model.pt`` of a retrained trial, or
     ``winning_net.dat``): returns the network in eval mode and the checkpoint's other entries
     (format, architecture, trial, metrics)."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)

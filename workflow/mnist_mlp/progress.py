@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import copy
 import json
 import math
 import os
@@ -59,6 +58,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import merge_config
 from .io import read_tsv
 from .trials import reference_id, trial_ids
 
@@ -123,17 +123,6 @@ LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,83
 # Reading
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` applied, nested dicts merged key by key (Snakemake's rule)."""
-    result = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def _read_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
@@ -147,7 +136,7 @@ def load_config(directory: Path, configfiles=()) -> tuple[dict, list[str]]:
     config, sources = _read_yaml(REPO_CONFIG), [str(REPO_CONFIG)]
     for path in map(Path, configfiles):
         # as given (from the current directory), else from the working directory
-        config = merged(config, _read_yaml(path if path.is_file() else directory / path))
+        config = merge_config(config, _read_yaml(path if path.is_file() else directory / path))
         sources.append(str(path))
     return config, sources
 

@@ -4,7 +4,13 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from mnist_mlp.codeversion import code_version
-from mnist_mlp.config import ConfigError, check_cuda, validate_config
+from mnist_mlp.config import (
+    ConfigError,
+    check_cuda,
+    load_yaml_file,
+    merge_config,
+    validate_config,
+)
 from mnist_mlp.io import read_tsv, write_text
 from mnist_mlp.report import front_page, results_mismatch
 from mnist_mlp.trials import (
@@ -16,11 +22,15 @@ from mnist_mlp.trials import (
 )
 
 SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
-checked, problems = validate_config(config)
+# Snakemake merges --configfile and --config into the defaults key by key, mappings included:
+# merge again so that an override's optimizers or references replace the defaults' ones.
+merged = merge_config(load_yaml_file(DEFAULT_CONFIG), workflow.config_settings.overwrite_config)
+checked, problems = validate_config(merged)
 if problems:
     raise WorkflowError(
         "invalid configuration:\n  " + "\n  ".join(problems) + "\nFix config.yaml or --config."
     )
+config.clear()
 config.update(checked)
 
 # Building the HTML report (snakemake --report): refuse results that another config made, and
