@@ -19,12 +19,17 @@ import subprocess
 import sys
 
 PROBE = r"""
-import json, os, sys, time
+import ctypes, json, os, sys, time
 import torch
-torch.set_num_threads(int(sys.argv[1]))
-torch.set_num_interop_threads(1)
 sys.path.insert(0, sys.argv[2])
 from mnist_mlp.model import MLP
+# the package sets MKL_CBWR on import; MKL reads it at torch's first computation, below
+if sys.argv[3] == "strict":
+    os.environ["MKL_CBWR"] = "AUTO,STRICT"
+else:
+    os.environ.pop("MKL_CBWR", None)
+torch.set_num_threads(int(sys.argv[1]))
+torch.set_num_interop_threads(1)
 torch.manual_seed(0)
 X, y = torch.rand(128 * 100, 784), torch.randint(0, 10, (128 * 100,))
 net = MLP(532, 195, 0.3)
@@ -38,20 +43,20 @@ for _ in range(4):
         optimizer.step()
     epochs.append(time.perf_counter() - start)
 weights = [p.detach().double().sum().item() for p in net.parameters()]
-print(json.dumps({"epoch_s": min(epochs[1:]), "weights": weights}))
+# MKL's mode as it ran (MKL_CBWR_ALL): 1 is off, 65538 is AUTO|STRICT
+mkl = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+mode = mkl.mkl_serv_cbwr_get(-1) if hasattr(mkl, "mkl_serv_cbwr_get") else None
+print(json.dumps({"epoch_s": min(epochs[1:]), "weights": weights, "mkl_mode": mode}))
 """
 
 
 def probe(threads: int, strict: bool, workflow: str) -> dict:
-    env = {key: value for key, value in os.environ.items() if key != "MKL_CBWR"}
-    if strict:
-        env["MKL_CBWR"] = "AUTO,STRICT"
+    mode = "strict" if strict else "default"
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(threads), workflow],
+        [sys.executable, "-c", PROBE, str(threads), workflow, mode],
         capture_output=True,
         text=True,
         check=True,
-        env=env,
     )
     return json.loads(done.stdout)
 
@@ -73,7 +78,11 @@ def main(argv=None) -> int:
     }
     for (threads, strict), seconds in sorted(median.items()):
         mode = "strict" if strict else "default"
-        print(f"  {threads} thread(s), MKL {mode}: {seconds:.3f} s per epoch (median)")
+        seen = {r["mkl_mode"] for r in runs[(threads, strict)]}
+        print(
+            f"  {threads} thread(s), MKL {mode} (mode read back: {sorted(seen, key=str)}): "
+            f"{seconds:.3f} s per epoch (median)"
+        )
     cost = {threads: median[(threads, True)] / median[(threads, False)] for threads in (1, 2)}
     print(f"  strict mode costs {cost[1] - 1:+.1%} on 1 thread, {cost[2] - 1:+.1%} on 2")
     print(

@@ -141,8 +141,8 @@ import torch
 from mnist_mlp import training
 training.configure_torch(int(sys.argv[1]), "cpu")
 torch.manual_seed(0)
-X, y = torch.rand(3000, 784), torch.randint(0, 10, (3000,))
-params = {"trial": "t0001", "Nh1": 300, "Nh2": 150, "dropout": 0.2, "optimizer": "Adam",
+X, y = torch.rand(1000, 784), torch.randint(0, 10, (1000,))
+params = {"trial": "t0001", "Nh1": 200, "Nh2": 100, "dropout": 0.2, "optimizer": "Adam",
           "lr": 1e-3, "L2": 1e-5}
 settings = training.TrainingSettings(max_epochs=2, batch_size=128, patience=None, seed=0)
 module, record, history = training.retrain_trial(params, settings, (X, y), (X[:1000], y[:1000]))
