@@ -1,0 +1,198 @@
+"""A compact, committed copy of a run's results for readers: tables, the winner, the figures and
+the cost per stage (no models, no data).
+
+    python bench/publish_run.py RUN_DIR docs/full_run [--cores 2]
+
+RUN_DIR is a run's working directory. A run still in progress is published as far as it got:
+the trials cross-validated so far ranked among themselves (``ranking_so_far.tsv``), and the
+cost of the finished jobs. Writes ``summary.md`` (the tables the README shows), the TSV/JSON
+files and the PNGs; the search overview is drawn again with this checkout's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import shutil
+import statistics
+import sys
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+from mnist_mlp.io import read_json, read_table, write_table  # noqa: E402
+from mnist_mlp.ranking import build_ranking  # noqa: E402
+
+COPIED = (
+    "results/search/trials.tsv",
+    "results/search/ranking.tsv",
+    "results/search/sorted_scores.dat",
+    "results/search/sorted_params.dat",
+    "results/final/summary.tsv",
+    "results/winner/winner.json",
+    "results/figures/gradient_ascent.json",
+    "results/run_config.yaml",
+)
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+
+
+def benchmarks(run: Path, rule: str) -> list[dict]:
+    folder = "search" if rule == "cross_validate" else "final"
+    rows = []
+    for path in sorted((run / "benchmarks" / folder / rule).glob("*.tsv")):
+        with open(path, newline="") as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        rows.append(
+            {"trial": path.stem, **{key: float(row[key]) for key in ("s", "max_rss", "cpu_time")}}
+        )
+    return rows
+
+
+def stage_spans(run: Path) -> dict[str, tuple[datetime, datetime]]:
+    """First start and last end of each rule's jobs over the run's main logs."""
+    spans: dict[str, list[datetime]] = {}
+    for log in sorted((run / ".snakemake" / "log").glob("*.snakemake.log")):
+        stamp = None
+        for line in log.read_text(errors="replace").splitlines():
+            if match := STAMP.match(line.strip()):
+                stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+            elif stamp and (m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)):
+                spans.setdefault(m.group(1), []).append(stamp)
+            elif stamp and (m := re.match(r"^Finished jobid: \d+ \(Rule: (\w+)\)", line)):
+                spans.setdefault(m.group(1), []).append(stamp)
+    return {rule: (min(times), max(times)) for rule, times in spans.items()}
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h"
+
+
+def cost_table(run: Path, threads: dict[str, int]) -> tuple[list[dict], str]:
+    spans = stage_spans(run)
+    rows, lines = [], []
+    for rule, count_threads in threads.items():
+        jobs = benchmarks(run, rule)
+        if not jobs:
+            continue
+        wall = [job["s"] for job in jobs]
+        cpu = [job["cpu_time"] for job in jobs]
+        span = spans.get(rule)
+        row = {
+            "rule": rule,
+            "jobs": len(jobs),
+            "job_wall_s_sum": round(sum(wall), 1),
+            "core_hours": round(sum(wall) * count_threads / 3600, 2),
+            "cpu_hours": round(sum(cpu) / 3600, 2),
+            "job_wall_s_median": round(statistics.median(wall), 1),
+            "job_wall_s_max": round(max(wall), 1),
+            "peak_rss_mb_max": round(max(job["max_rss"] for job in jobs)),
+            "stage_wall_s": round((span[1] - span[0]).total_seconds()) if span else "",
+        }
+        rows.append(row)
+        lines.append(
+            f"| `{rule}` | {row['jobs']} | {hours(sum(wall))} ({row['core_hours']} core-hours "
+            f"at {count_threads} thread(s); CPU time {row['cpu_hours']} h) | "
+            f"{row['job_wall_s_median']} s / {row['job_wall_s_max']} s | "
+            f"{row['peak_rss_mb_max']} MB | "
+            + (f"{row['stage_wall_s'] / 3600:.2f} h" if span else "-")
+            + " |"
+        )
+    header = (
+        "| stage | jobs | job time, summed | median / longest job | peak memory | stage wall "
+        "time |\n| --- | --- | --- | --- | --- | --- |\n"
+    )
+    return rows, header + "\n".join(lines)
+
+
+def markdown_table(table, columns: list[str], formats: dict[str, str]) -> str:
+    head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
+    lines = []
+    for row in table.to_dict("records"):
+        cells = [formats.get(c, "{}").format(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines)
+
+
+FORMATS = {
+    "dropout": "{:.3f}",
+    "lr": "{:.2e}",
+    "L2": "{:.2e}",
+    "mean_loss": "{:.4f}",
+    "std_loss": "{:.4f}",
+    "mean_accuracy": "{:.2%}",
+    "mean_epochs": "{:.1f}",
+    "cv_loss": "{:.4f}",
+    "test_accuracy": "{:.2%}",
+    "official_test_accuracy": "{:.2%}",
+    "whole_dataset_accuracy": "{:.2%}",
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--top", type=int, default=15, help="rows of the ranking shown")
+    args = parser.parse_args(argv)
+    run, out = args.run.resolve(), args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        if (run / name).exists():
+            shutil.copy2(run / name, out / Path(name).name)
+    for png in (run / "results" / "figures").glob("*.png"):
+        shutil.copy2(png, out / png.name)
+
+    parts = [f"# Run in `{run.name}`\n"]
+    cv_paths = sorted((run / "results/search/cv").glob("t*.json"))
+    finished = [path for path in cv_paths if path.with_suffix(".history.tsv").exists()]
+    config = read_json_yaml(run)
+    n_trials = config["search"]["n_trials"]
+    if (run / "results/search/ranking.tsv").exists():
+        ranking = read_table(run / "results/search/ranking.tsv")
+        parts.append(f"All {len(ranking)} trials cross-validated and ranked.\n")
+    else:
+        ranking = build_ranking([read_json(path) for path in finished])
+        write_table(ranking, out / "ranking_so_far.tsv")
+        parts.append(
+            f"**In progress**: {len(ranking)} of {n_trials} trials cross-validated so far, ranked "
+            "among themselves (`ranking_so_far.tsv`).\n"
+        )
+    shown = ranking.head(args.top)
+    columns = ["rank", "trial", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2", "mean_loss"]
+    columns += ["std_loss", "mean_accuracy", "mean_epochs"]
+    parts.append(f"## Ranking (best {len(shown)})\n\n" + markdown_table(shown, columns, FORMATS))
+    if (run / "results/final/summary.tsv").exists():
+        summary = read_table(run / "results/final/summary.tsv")
+        columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
+        columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy"]
+        columns += ["whole_dataset_accuracy"]
+        parts.append("## Retrained networks\n\n" + markdown_table(summary, columns, FORMATS))
+        from mnist_mlp.figures import search_overview_stage
+
+        search_overview_stage(
+            run / "results/search/ranking.tsv",
+            run / "results/final/summary.tsv",
+            out / "search_overview.png",
+        )
+    threads = {"cross_validate": 1, "retrain": 2}
+    cost_rows, cost = cost_table(run, threads)
+    write_table(cost_rows, out / "cost.tsv")
+    parts.append("## Cost per stage (from benchmarks/)\n\n" + cost)
+    (out / "summary.md").write_text("\n\n".join(parts) + "\n")
+    print((out / "summary.md").read_text())
+    return 0
+
+
+def read_json_yaml(run: Path) -> dict:
+    """The run's config: its run_config.yaml, else the defaults of this checkout."""
+    import yaml
+
+    path = run / "results/run_config.yaml"
+    return yaml.safe_load((path if path.exists() else REPO / "config.yaml").read_text())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
