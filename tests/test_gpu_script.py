@@ -112,7 +112,7 @@ def test_budget_stop_reports_progress_and_a_resume_reaches_the_winner(mnist_dir,
     # 1. A budget that stops Snakemake early (during the data or search stage): a report,
     # not nothing.
     result, output = run_script(
-        *common, "--budget-s", "18", "--", *TINY_ARGS, tmp_path=tmp_path, env={"RESERVE_S": "5"}
+        *common, "--budget-s", "12", "--", *TINY_ARGS, tmp_path=tmp_path, env={"RESERVE_S": "5"}
     )
     assert result.returncode == 124, output
     assert "snakemake stopped by the time budget" in output

@@ -242,12 +242,12 @@ def _diverging_seed(space, n_trials):
 
 
 def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tmp_path):
-    search = {"n_trials": 4, "log10_lr": [-3, 1.5], "max_epochs": 1}
+    search = {"n_trials": 3, "log10_lr": [-3, 1.5], "max_epochs": 1}
     overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1}}
     config = merged(default_config(), merged(TINY, overrides))
     config["search"]["optimizers"] = {"SGD": 0.5, "Adam": 0.5}  # replaced, not merged
     config["final"]["references"] = {}
-    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 4)
+    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 3)
     configfile = write_config(tmp_path / "config.yaml", base=config)
     # up to the final stage; two one-thread retrainings at once (the same results)
     run_snakemake(tmp_path, configfile, "results/final/summary.tsv", "--set-threads", "retrain=1")

@@ -135,37 +135,38 @@ def test_the_fast_path_gives_the_losses_of_a_plain_pytorch_loop(images):
 
 
 THREADS_PROBE = """
-import json, sys
+import json
 import mnist_mlp  # sets MKL's reproducibility mode before torch computes anything
 import torch
 from mnist_mlp import training
-training.configure_torch(int(sys.argv[1]), "cpu")
-torch.manual_seed(0)
-X, y = torch.rand(1000, 784), torch.randint(0, 10, (1000,))
 params = {"trial": "t0001", "Nh1": 200, "Nh2": 100, "dropout": 0.2, "optimizer": "Adam",
           "lr": 1e-3, "L2": 1e-5}
 settings = training.TrainingSettings(max_epochs=2, batch_size=128, patience=None, seed=0)
-module, record, history = training.retrain_trial(params, settings, (X, y), (X[:1000], y[:1000]))
-weights = [p.detach().double().sum().item() for p in module.parameters()]
-print(json.dumps({"loss": record["loss"], "weights": weights,
-                  "train": [row["train_loss"] for row in history]}))
+results = []
+for threads in (1, 2):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    X, y = torch.rand(1000, 784), torch.randint(0, 10, (1000,))
+    module, record, history = training.retrain_trial(params, settings, (X, y), (X, y))
+    weights = [p.detach().double().sum().item() for p in module.parameters()]
+    results.append({"loss": record["loss"], "weights": weights,
+                    "train": [row["train_loss"] for row in history]})
+print(json.dumps(results))
 """
 
 
 def test_results_do_not_depend_on_the_thread_count():
     """MKL's strict reproducibility mode (set by the package): 1 and 2 threads give the same
-    bits. Each in a fresh process, as jobs are."""
-    outputs = []
-    for threads in (1, 2):
-        done = subprocess.run(
-            [sys.executable, "-c", THREADS_PROBE, str(threads)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"},
-        )
-        outputs.append(json.loads(done.stdout))
-    assert outputs[0] == outputs[1]
+    bits. In a fresh process, as jobs are, so that the mode is set before torch computes."""
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"},
+    )
+    one_thread, two_threads = json.loads(done.stdout)
+    assert one_thread == two_threads
 
 
 @pytest.mark.parametrize("backend", ["tensorboard", "mlflow"])
