@@ -177,6 +177,15 @@ def main(argv=None) -> int:
             run / "results/final/summary.tsv",
             out / "search_overview.png",
         )
+    else:  # no retrained trials and no winner yet: the trials so far
+        import pandas as pd
+
+        from mnist_mlp.figures import plot_search_overview
+
+        nobody = pd.DataFrame({"trial": [], "reference": [], "winner": []}).astype(
+            {"reference": bool, "winner": bool}
+        )
+        plot_search_overview(ranking, nobody, out / "search_overview.png")
     threads = {"cross_validate": 1, "retrain": 2}
     cost_rows, cost = cost_table(run, threads)
     write_table(cost_rows, out / "cost.tsv")

@@ -16,7 +16,7 @@ from conftest import REPO
 from mnist_mlp import progress
 from mnist_mlp.config import merge_config as merged
 from mnist_mlp.io import write_json
-from mnist_mlp.progress import FIGURES, RUN_CONFIG, collect, report
+from mnist_mlp.progress import FIGURES, RUN_CONFIG, benchmark_seconds, collect, report
 
 NOW = 1_800_000_000.0  # the fake runs' "now"
 CONFIG = {
@@ -409,3 +409,16 @@ def test_a_missing_configfile_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         progress.main(["--directory", str(workdir), "--configfile", "nowhere.yaml"])
     assert "nowhere.yaml" in capsys.readouterr().err
+
+
+def test_a_paused_job_counts_the_time_it_computed(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    paused, busy = tmp_path / "paused.tsv", tmp_path / "busy.tsv"
+    # SIGSTOPped for most of its 4,438 s: 158 s of CPU (a job of the full run)
+    write(paused, header + "4438.79\t1:13:58\t1333.08\t0\t0\t0\t0\t0\t3.56\t158.20\n")
+    # two threads busy: more CPU than wall seconds, the wall seconds count
+    write(busy, header + "100.0\t0:01:40\t1333.08\t0\t0\t0\t0\t0\t190.0\t190.0\n")
+    assert benchmark_seconds(paused) == pytest.approx(158.20)
+    assert benchmark_seconds(busy) == pytest.approx(100.0)
+    write(busy, "s\th:m:s\tmax_rss\n100.0\t0:01:40\t1.0\n")  # no cpu_time column: wall seconds
+    assert benchmark_seconds(busy) == pytest.approx(100.0)

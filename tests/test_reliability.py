@@ -21,6 +21,7 @@ from conftest import (
     merged,
     planned_jobs,
     run_snakemake,
+    seed_data,
     snakemake_command,
     write_config,
 )
@@ -141,10 +142,11 @@ def _incomplete_files(workdir, configfile):
     return {line.strip() for line in listed if line.strip().startswith("results/")}
 
 
-def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, tmp_path):
+def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, tiny_data, tmp_path):
     overrides = merged(TINY, {"mnist_dir": str(mnist_dir)})
     overrides["search"] |= {"n_trials": 3, "max_epochs": 2}
     configfile = write_config(tmp_path / "config.yaml", overrides)
+    seed_data(tmp_path, tiny_data)
     first = _start(tmp_path, configfile, RANKING)
     # Snakemake logs "Finished jobid" after it has recorded the job as complete.
     _wait_for(lambda: "(Rule: cross_validate)" in _finished_jobs(tmp_path), first)
@@ -207,10 +209,11 @@ def _job_processes(workdir):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the job watch reads /proc")
-def test_jobs_stop_by_themselves_when_the_main_process_is_killed(mnist_dir, tmp_path):
+def test_jobs_stop_by_themselves_when_the_main_process_is_killed(mnist_dir, tiny_data, tmp_path):
     overrides = merged(TINY, {"mnist_dir": str(mnist_dir)})
     overrides["search"] |= {"n_trials": 2, "max_epochs": 100, "patience": 100}
     configfile = write_config(tmp_path / "config.yaml", overrides)
+    seed_data(tmp_path, tiny_data)
     first = _start(tmp_path, configfile, RANKING)
     logs = tmp_path / "logs/search/cross_validate"
     _wait_for(lambda: any("epoch 1/100" in p.read_text() for p in logs.glob("*.log")), first)
@@ -241,14 +244,16 @@ def _diverging_seed(space, n_trials):
     raise AssertionError("no seed gives the wanted mix")
 
 
-def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tmp_path):
+def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tiny_data, tmp_path):
     search = {"n_trials": 3, "log10_lr": [-3, 1.5], "max_epochs": 1}
-    overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1}}
+    # top_k covers every trial: the diverged ones are left out even then
+    overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1, "top_k": 3}}
     config = merged(default_config(), merged(TINY, overrides))
     config["search"]["optimizers"] = {"SGD": 0.5, "Adam": 0.5}  # replaced, not merged
     config["final"]["references"] = {}
     config["seed"], exploding = _diverging_seed(search_space(config["search"]), 3)
     configfile = write_config(tmp_path / "config.yaml", base=config)
+    seed_data(tmp_path, tiny_data, split=False)  # another seed: another split
     # up to the final stage; two one-thread retrainings at once (the same results)
     run_snakemake(tmp_path, configfile, "results/final/summary.tsv", "--set-threads", "retrain=1")
     ranking = pd.read_csv(tmp_path / RANKING, sep="\t")

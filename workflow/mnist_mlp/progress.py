@@ -21,8 +21,9 @@ until it is redone.
 The time-left model. The stages run one after the other (the retrained trials are known only
 once every trial is cross-validated), so the estimate is the sum of
 
-- search: the trials left (running ones included) times the mean wall time of the finished
-  cross-validation jobs (the ``s`` column of ``benchmarks/search/cross_validate/<trial>.tsv``),
+- search: the trials left (running ones included) times the mean time of the finished
+  cross-validation jobs (the ``s`` column of ``benchmarks/search/cross_validate/<trial>.tsv``,
+  or its ``cpu_time`` where less: a paused job counts the time it computed),
   less the time the running ones have already spent (at most that mean each), divided by the
   jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
 - final: the retrainings left (the top ``final.top_k`` trials that did not diverge, plus the
@@ -185,13 +186,21 @@ def _listing(folder) -> set[str]:
 
 
 def benchmark_seconds(path) -> float | None:
-    """The ``s`` (wall seconds) of a Snakemake benchmark file."""
+    """A finished job's time from its Snakemake benchmark file: the ``s`` (wall seconds), or
+    its ``cpu_time`` where that is less, so that a job that was paused (SIGSTOP, a laptop
+    asleep) counts the time it computed, not the time it waited."""
     try:
         with open(path, "rb") as handle:
             header, row = handle.read().split(b"\n", 2)[:2]
-        return float(row.split(b"\t")[header.split(b"\t").index(b"s")])
+        names, values = header.split(b"\t"), row.split(b"\t")
+        seconds = float(values[names.index(b"s")])
     except (OSError, ValueError, IndexError):
         return None
+    try:
+        cpu_seconds = float(values[names.index(b"cpu_time")])
+    except (ValueError, IndexError):
+        return seconds
+    return min(seconds, cpu_seconds) if cpu_seconds > 0 else seconds
 
 
 def _tail(path: Path, size: int = 8192) -> list[str]:
@@ -700,8 +709,8 @@ def report(progress: Progress, now: float | None = None) -> str:
             lines += _wrapped(f"  {part.name:<7} {took}{part.explanation}", 10)
         lines += _wrapped(
             "  then select_winner and the figures (about a minute, not estimated). Job times: "
-            "the s column (wall seconds) of benchmarks/search/cross_validate/<trial>.tsv and "
-            "benchmarks/final/retrain/<trial>.tsv.",
+            "the s column (wall seconds; cpu_time where less) of benchmarks/search/"
+            "cross_validate/<trial>.tsv and benchmarks/final/retrain/<trial>.tsv.",
             2,
         )
         if not p.running:
