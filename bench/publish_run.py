@@ -79,6 +79,10 @@ def cost_table(run: Path, threads: dict[str, int]) -> tuple[list[dict], str]:
             continue
         wall = [job["s"] for job in jobs]
         cpu = [job["cpu_time"] for job in jobs]
+        # a paused job (SIGSTOP, while this machine measured something else) counts its CPU time
+        computed = [
+            min(job["s"], job["cpu_time"]) if job["cpu_time"] > 0 else job["s"] for job in jobs
+        ]
         span = spans.get(rule)
         row = {
             "rule": rule,
@@ -86,6 +90,7 @@ def cost_table(run: Path, threads: dict[str, int]) -> tuple[list[dict], str]:
             "job_wall_s_sum": round(sum(wall), 1),
             "core_hours": round(sum(wall) * count_threads / 3600, 2),
             "cpu_hours": round(sum(cpu) / 3600, 2),
+            "job_s_less_pauses_sum": round(sum(computed), 1),
             "job_wall_s_median": round(statistics.median(wall), 1),
             "job_wall_s_max": round(max(wall), 1),
             "peak_rss_mb_max": round(max(job["max_rss"] for job in jobs)),
@@ -94,7 +99,8 @@ def cost_table(run: Path, threads: dict[str, int]) -> tuple[list[dict], str]:
         rows.append(row)
         lines.append(
             f"| `{rule}` | {row['jobs']} | {hours(sum(wall))} ({row['core_hours']} core-hours "
-            f"at {count_threads} thread(s); CPU time {row['cpu_hours']} h) | "
+            f"at {count_threads} thread(s); CPU time {row['cpu_hours']} h; less pauses "
+            f"{hours(sum(computed))}) | "
             f"{row['job_wall_s_median']} s / {row['job_wall_s_max']} s | "
             f"{row['peak_rss_mb_max']} MB | "
             + (f"{row['stage_wall_s'] / 3600:.2f} h" if span else "-")

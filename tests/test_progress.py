@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+from datetime import datetime
 
 import pytest
 import yaml
@@ -422,3 +423,19 @@ def test_a_paused_job_counts_the_time_it_computed(tmp_path):
     assert benchmark_seconds(busy) == pytest.approx(100.0)
     write(busy, "s\th:m:s\tmax_rss\n100.0\t0:01:40\t1.0\n")  # no cpu_time column: wall seconds
     assert benchmark_seconds(busy) == pytest.approx(100.0)
+
+
+def test_a_marker_older_than_the_running_snakemake_is_an_interrupted_job(tmp_path):
+    workdir = mid_search(tmp_path)
+    run_started = progress.log_start(progress.main_log(workdir))
+    assert run_started == datetime(2026, 11, 29, 20, 55, 48, 270545).timestamp()
+    # t0008: left by an earlier run that was stopped (its marker predates this run's log)
+    for output in ("results/search/cv/t0008.json", "results/search/cv/t0008.history.tsv"):
+        mark(workdir, output, run_started - 3600)
+    write(workdir / "logs/search/cross_validate/t0008.log", log_line("fold 4/4 epoch 49/100"))
+    state = collect(workdir, now=NOW)
+    assert state.running
+    assert [job.trial for job in state.jobs] == ["t0006", "t0005"]  # still those two only
+    assert [job.trial for job in state.stopped] == ["t0008", "t0007"]
+    text = report(state, NOW)
+    assert "With a log but no result, not running (2;" in text and "t0008" in text

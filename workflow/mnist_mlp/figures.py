@@ -275,10 +275,16 @@ def plot_search_overview(ranking, summary, path) -> None:
             facecolors="none",
             edgecolors="tab:orange",
             linewidths=1.5,
-            label=f"retrained (top {top.sum()})",
+            label=f"retrained (top {top.sum()})" if top.any() else "_nolegend_",
         )
         ax.scatter(
-            x[best], loss[best], s=size * 8, marker="*", color="tab:red", label="winner", zorder=3
+            x[best],
+            loss[best],
+            s=size * 8,
+            marker="*",
+            color="tab:red",
+            label="winner" if best.any() else "_nolegend_",  # none before the final stage
+            zorder=3,
         )
         ax.tick_params(labelsize=9, which="both")
         if log_scale:

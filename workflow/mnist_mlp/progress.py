@@ -11,7 +11,9 @@ exists; an output that Snakemake still marks as incomplete (``.snakemake/incompl
 done. Those markers also tell which jobs run now: their file names are the outputs' paths in
 URL-safe base64, their modification times the jobs' start times; each running job's newest
 epoch line in its log shows how far it is ("fold 2/4 epoch 17/100"). Snakemake holds files in
-``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted.
+``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted,
+and so are markers older than the running Snakemake (the name of its log in
+``.snakemake/log/`` is its start time): an earlier run left them, this one redoes them.
 The config is the run's own (``results/run_config.yaml``, written when a run starts) when it
 exists, else the workflow's ``config.yaml`` (beside the Snakefile, two folders above this
 module) with the ``--configfile`` files merged over it key by key, as Snakemake does. Files
@@ -233,6 +235,18 @@ def main_log(directory: Path) -> Path | None:
     """The newest Snakemake log (their names are start times)."""
     logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
     return logs[-1] if logs else None
+
+
+def log_start(path: Path | None) -> float | None:
+    """When the Snakemake process of a main log started: its name, local time, e.g.
+    ``2026-11-29T235952.866798.snakemake.log``."""
+    if path is None:
+        return None
+    try:
+        stamp = path.name.removesuffix(".snakemake.log")
+        return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f").timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -463,22 +477,30 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
 
     # Running jobs: one per output marked incomplete; interrupted ones when Snakemake is not
     # running.
-    jobs = []
+    jobs, interrupted = [], []
+    run_started = log_start(main_log(directory)) if running else None
     for path, started in sorted(markers.items(), key=lambda item: item[1]):
-        started = started if running else None
+        # a marker older than the running Snakemake is a job an earlier run left, not one that
+        # runs now (this run redoes it when its turn comes, under --rerun-incomplete)
+        stale = running and run_started is not None and started < run_started - 1
+        started = started if running and not stale else None
         for pattern, rule in JOB_OUTPUTS:
             if match := pattern.fullmatch(path):
                 trial = match.groupdict().get("trial")
                 log = JOB_LOGS[rule].format(trial=trial)
-                jobs.append(Job(rule, trial, log, started, job_activity(directory / log)))
+                job = Job(rule, trial, log, started, job_activity(directory / log))
+                (interrupted if stale else jobs).append(job)
                 break
         else:
             if not OTHER_OUTPUTS.fullmatch(path):  # a rule this module does not know
                 jobs.append(Job("a job", None, "", started, f"writing {path}"))
     # Training jobs that left a log but no output and are not running: failed, or interrupted
     # before Snakemake marked them (Snakemake reruns them).
-    marked = {job.trial for job in jobs}
+    marked = {job.trial for job in [*jobs, *interrupted]}
     stopped = [
+        Job(job.rule, job.trial, job.log, None, "") for job in interrupted if job.trial is not None
+    ]
+    stopped += [
         Job("cross_validate", trial, f"logs/search/cross_validate/{trial}.log", None, "")
         for trial in sorted(
             {
