@@ -234,28 +234,27 @@ def test_jobs_stop_by_themselves_when_the_main_process_is_killed(mnist_dir, tiny
 
 def _diverging_seed(space, n_trials):
     """The first seed whose sample has SGD trials with lr >= 3 (these diverge on MNIST in their
-    first epoch) and at least two trials with lr <= 1e-2 (these train)."""
+    first epoch) and the others with lr <= 1e-2 (these train), at least one of each."""
     for seed in range(1000):
         drawn = list(sample_trials(seed, n_trials, space).values())
         exploding = [d for d in drawn if d["optimizer"] == "SGD" and d["lr"] >= 3]
         tame = [d for d in drawn if d["lr"] <= 1e-2]
-        if exploding and len(tame) >= 2 and len(exploding) + len(tame) == n_trials:
+        if exploding and tame and len(exploding) + len(tame) == n_trials:
             return seed, [d["trial"] for d in exploding]
     raise AssertionError("no seed gives the wanted mix")
 
 
 def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tiny_data, tmp_path):
-    search = {"n_trials": 3, "log10_lr": [-3, 1.5], "max_epochs": 1}
+    search = {"n_trials": 2, "log10_lr": [-3, 1.5], "max_epochs": 1}  # one wave on 2 cores
     # top_k covers every trial: the diverged ones are left out even then
-    overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1, "top_k": 3}}
+    overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1, "top_k": 2}}
     config = merged(default_config(), merged(TINY, overrides))
     config["search"]["optimizers"] = {"SGD": 0.5, "Adam": 0.5}  # replaced, not merged
     config["final"]["references"] = {}
-    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 3)
+    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 2)
     configfile = write_config(tmp_path / "config.yaml", base=config)
     seed_data(tmp_path, tiny_data, split=False)  # another seed: another split
-    # up to the final stage; two one-thread retrainings at once (the same results)
-    run_snakemake(tmp_path, configfile, "results/final/summary.tsv", "--set-threads", "retrain=1")
+    run_snakemake(tmp_path, configfile, RANKING)
     ranking = pd.read_csv(tmp_path / RANKING, sep="\t")
     diverged = ranking[ranking["status"] == "diverged"]
     assert sorted(diverged["trial"]) == sorted(exploding)
@@ -264,9 +263,15 @@ def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tiny_data, 
     for trial in exploding:
         cv = read_json(tmp_path / f"results/search/cv/{trial}.json")
         assert cv["mean_loss"] is None and cv["folds"][0]["epochs"] <= 1
-        assert not (tmp_path / f"results/final/{trial}").exists()
-    summary = pd.read_csv(tmp_path / "results/final/summary.tsv", sep="\t")
-    assert len(summary) == 2 and (summary["status"] == "ok").all()
+    # The final stage as Snakemake plans it now that the ranking is known: the tame trials
+    # only, though top_k takes in every trial.
+    planned = run_snakemake(tmp_path, configfile, "--dry-run", "results/final/summary.tsv")
+    plan = planned.stdout + planned.stderr
+    retrained = re.findall(
+        r"^rule retrain:.*?wildcards: trial=(\w+)", plan, re.MULTILINE | re.DOTALL
+    )
+    tame = ranking.loc[ranking["status"] == "ok", "trial"]
+    assert sorted(retrained) == sorted(tame) and len(tame) == 1
 
 
 def test_a_damaged_result_is_named_and_the_next_run_repairs_it(tiny_run, tmp_path):

@@ -58,6 +58,8 @@ def test_the_tiny_run_on_slurm_matches_the_local_run(slurm_cluster, tiny_run, tm
         # the plugin waits 40 s before its first sacct poll by default: too long for a test
         "--slurm-init-seconds-before-status-checks",
         "2",
+        "--seconds-between-status-checks",  # 10 s by default
+        "2",
         *(f"results/search/cv/{trial}.json" for trial in TRIALS),
     )
     output = result.stdout + result.stderr
