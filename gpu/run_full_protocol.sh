@@ -202,10 +202,7 @@ LOG=$WORKDIR/snakemake.log
 # --config and --set-threads of SNAKEMAKE_ARGS join this script's own (given twice, Snakemake
 # would keep only the last); their items come last, so they win.
 config=("device=$DEVICE" "mnist_dir=$MNIST")
-threads=()
-# On the GPU a retraining needs one core to drive it, not the two the rule asks for on a CPU:
-# with one, all 16 retrainings of the default protocol run at once.
-[[ $DEVICE == cpu ]] || threads+=(retrain=1)
+threads=()  # the rules' one thread each: all 16 retrainings of the default run at once
 passed=()
 target=passed
 for arg in "${EXTRA[@]}"; do

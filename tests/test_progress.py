@@ -150,9 +150,9 @@ def test_mid_search_counts_running_jobs_and_eta(tmp_path):
     # 15 trials left × 200 s, less 50 s (t0005) and 200 s (t0006, capped at the mean), on 2 cores
     assert search.seconds == pytest.approx((15 * 200 - 50 - 200) / 2)
     # 4 retrainings (top 3 + the reference) × 1.0 s per epoch scaled to 51,000 images × 300
-    # epochs, one at once (2 threads each on 2 cores)
-    assert final.seconds == pytest.approx(4 * 1.0 * SCALE * 300)
-    assert state.eta == pytest.approx(1375 + 2000)
+    # epochs, two at once (one thread each on 2 cores)
+    assert final.seconds == pytest.approx(4 * 1.0 * SCALE * 300 / 2)
+    assert state.eta == pytest.approx(1375 + 1000)
 
     text = report(state, NOW)
     assert "Stage: search; Snakemake is running" in text
@@ -161,7 +161,7 @@ def test_mid_search_counts_running_jobs_and_eta(tmp_path):
     assert "cross_validate t0005: fold 2/4 epoch 17/100, running 50 s" in text
     assert "logs/search/cross_validate/t0005.log" in text
     assert "With a log but no result" in text and "t0007" in text
-    assert "ETA 56 min" in text  # 3,375 s
+    assert "ETA 39 min" in text  # 2,375 s
     flat = " ".join(text.split())  # the explanations are wrapped
     assert "15 trials left × 200 s (the mean of 5 finished), less 4 min 10 s already run" in flat
     assert "/ 2 jobs at once" in flat
@@ -175,7 +175,7 @@ def test_cores_argument_wins_over_the_main_log(tmp_path):
     assert (state.cores, state.cores_source) == (4, "--cores")
     search, final = state.parts
     assert search.seconds == pytest.approx((15 * 200 - 250) / 4)
-    assert final.seconds == pytest.approx(4 * 500 / 2)
+    assert final.seconds == pytest.approx(4 * 500 / 4)
 
 
 def test_without_the_lock_marked_jobs_are_interrupted(tmp_path):
@@ -236,12 +236,12 @@ def test_search_done_final_running(tmp_path):
         ("retrain", "ref_a", "epoch 120/300")
     ]
     assert [part.name for part in state.parts] == ["final"]
-    # 2 left (t0000 and ref_a) × 600 s (the finished one's benchmark), less 100 s run, 1 at once
-    assert state.eta == pytest.approx(2 * 600 - 100)
+    # 2 left (t0000 and ref_a) × 600 s (the finished one's benchmark), less 100 s run, 2 at once
+    assert state.eta == pytest.approx((2 * 600 - 100) / 2)
     text = report(state, NOW)
     assert "1/3 retrainings (top 2 + 1 reference)" in text
     assert "retrain ref_a: epoch 120/300, running 1 min 40 s" in text
-    assert "ETA 18 min (" in text
+    assert "ETA 9 min 10 s (" in text
     assert "2 retrainings × ~600 s (the mean of 1 finished)" in " ".join(text.split())
 
 
@@ -355,7 +355,7 @@ def test_the_main_log_gives_cores_errors_and_cluster_nodes(tmp_path):
     assert facts.steps == "3 of 9 steps (33%) done"
     assert progress.jobs_at_once("retrain", 2, facts, gpu=False) == 150
     local = progress.LogFacts(cores=8, gpus=1)
-    assert progress.jobs_at_once("retrain", 8, local, gpu=False) == 4
+    assert progress.jobs_at_once("retrain", 8, local, gpu=False) == 8
     assert progress.jobs_at_once("retrain", 8, local, gpu=True) == 1
     assert progress.jobs_at_once("retrain", 1, local, gpu=False) == 1
 

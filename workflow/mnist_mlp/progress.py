@@ -34,9 +34,8 @@ once every trial is cross-validated), so the estimate is the sum of
   epoch times of the current best ``top_k`` trials (seconds per epoch of each fold's fit, read
   from their ``results/search/cv/<trial>.json``), scaled from the images of a CV fit (the
   training folds less skorch's 20 % validation split: 30,600 of the 51,000 training images at
-  4 folds) to all the training images and ``final.epochs`` epochs, with no speed-up assumed
-  from the retraining's two threads. Running retrainings count as for the search, and jobs at
-  once are ``cores // 2``.
+  4 folds) to all the training images and ``final.epochs`` epochs (one thread, as the CV
+  jobs). Running retrainings count as for the search, and jobs at once are ``cores // 1``.
 
 ``select_winner`` and the figures take about a minute and are not estimated. ``--cores`` is the
 ``--cores`` of the run; by default the "Provided cores" of the newest Snakemake log, else this
@@ -69,7 +68,7 @@ REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 RUN_CONFIG = "results/run_config.yaml"
 MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
 VALID_FRACTION = 0.2  # training.VALID_FRACTION (not imported: training imports torch)
-THREADS = {"cross_validate": 1, "retrain": 2}  # the rules' threads
+THREADS = {"cross_validate": 1, "retrain": 1}  # the rules' threads
 FIGURES = (
     *(f"results/figures/receptive_fields_{layer}.png" for layer in ("layer1", "layer2", "output")),
     *(f"results/figures/gradient_ascent_{layer}.png" for layer in ("layer1", "layer2", "output")),
@@ -616,7 +615,7 @@ def _final_part(left, seconds, epoch_seconds, sizes, running, jobs, now) -> Part
             f"~{per:,.0f} s (from the CV epoch times of the {which} "
             f"{_plural(len(epoch_seconds), 'best trial')}, {per_epoch:.2f} s per epoch of "
             f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
-            f"{sizes['epochs']} epochs; no speed-up assumed from its 2 threads)"
+            f"{sizes['epochs']} epochs)"
         )
     else:
         return Part("final", None, "not known yet: no cross-validation job has finished")

@@ -20,7 +20,10 @@ rule retrain:
         trial=hyperparameters,
         settings=training_settings("final"),
         code=code("retrain.py"),
-    threads: 2
+    # One thread: two one-thread retrainings do 2.0x the work of one, a two-thread one 1.3x
+    # (README, "Cost and speed"), and the results are the same. profiles/slurm sets 2, where all
+    # 16 run at once and a thread more shortens the stage.
+    threads: 1
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
