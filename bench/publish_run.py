@@ -1,7 +1,7 @@
 """A compact, committed copy of a run's results for readers: tables, the winner, the figures and
 the cost per stage (no models, no data).
 
-    python bench/publish_run.py RUN_DIR docs/full_run [--cores 2]
+    python bench/publish_run.py RUN_DIR docs/full_run [--top 15]
 
 RUN_DIR is a run's working directory. A run still in progress is published as far as it got:
 the trials cross-validated so far ranked among themselves (``ranking_so_far.tsv``), and the
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from mnist_mlp.io import read_json, read_table, write_table  # noqa: E402
+from mnist_mlp.progress import job_seconds  # noqa: E402
 from mnist_mlp.ranking import build_ranking  # noqa: E402
 
 COPIED = (
@@ -39,15 +40,24 @@ COPIED = (
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
+RESULTS = {  # each rule's result, which records the threads its job ran with
+    "cross_validate": "results/search/cv/{trial}.json",
+    "retrain": "results/final/{trial}/metrics.json",
+}
+
+
 def benchmarks(run: Path, rule: str) -> list[dict]:
+    """Each finished job's benchmark row, its threads, and its time less pauses."""
     folder = "search" if rule == "cross_validate" else "final"
     rows = []
     for path in sorted((run / "benchmarks" / folder / rule).glob("*.tsv")):
         with open(path, newline="") as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
-        rows.append(
-            {"trial": path.stem, **{key: float(row[key]) for key in ("s", "max_rss", "cpu_time")}}
-        )
+        job = {"trial": path.stem, **{key: float(row[key]) for key in ("s", "max_rss", "cpu_time")}}
+        result = run / RESULTS[rule].format(trial=path.stem)
+        job["threads"] = int(read_json(result).get("threads", 1)) if result.exists() else 1
+        job["computed"] = job_seconds(job["s"], job["cpu_time"], job["threads"])
+        rows.append(job)
     return rows
 
 
@@ -70,45 +80,47 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def cost_table(run: Path, threads: dict[str, int]) -> tuple[list[dict], str]:
+def cost_table(run: Path) -> tuple[list[dict], str]:
     spans = stage_spans(run)
     rows, lines = [], []
-    for rule, count_threads in threads.items():
+    for rule in RESULTS:
         jobs = benchmarks(run, rule)
         if not jobs:
             continue
         wall = [job["s"] for job in jobs]
-        cpu = [job["cpu_time"] for job in jobs]
-        # a paused job (SIGSTOP, while this machine measured something else) counts its CPU time
-        computed = [
-            min(job["s"], job["cpu_time"]) if job["cpu_time"] > 0 else job["s"] for job in jobs
-        ]
+        # a paused job (SIGSTOP, while this machine measured something else) counts the time
+        # it computed
+        computed = [job["computed"] for job in jobs]
+        threads = sorted({job["threads"] for job in jobs})
         span = spans.get(rule)
         row = {
             "rule": rule,
             "jobs": len(jobs),
+            "threads": "/".join(map(str, threads)),
             "job_wall_s_sum": round(sum(wall), 1),
-            "core_hours": round(sum(wall) * count_threads / 3600, 2),
-            "cpu_hours": round(sum(cpu) / 3600, 2),
             "job_s_less_pauses_sum": round(sum(computed), 1),
-            "job_wall_s_median": round(statistics.median(wall), 1),
-            "job_wall_s_max": round(max(wall), 1),
+            "core_hours_less_pauses": round(
+                sum(job["computed"] * job["threads"] for job in jobs) / 3600, 2
+            ),
+            "cpu_hours": round(sum(job["cpu_time"] for job in jobs) / 3600, 2),
+            "job_s_less_pauses_median": round(statistics.median(computed), 1),
+            "job_s_less_pauses_max": round(max(computed), 1),
             "peak_rss_mb_max": round(max(job["max_rss"] for job in jobs)),
             "stage_wall_s": round((span[1] - span[0]).total_seconds()) if span else "",
         }
         rows.append(row)
         lines.append(
-            f"| `{rule}` | {row['jobs']} | {hours(sum(wall))} ({row['core_hours']} core-hours "
-            f"at {count_threads} thread(s); CPU time {row['cpu_hours']} h; less pauses "
-            f"{hours(sum(computed))}) | "
-            f"{row['job_wall_s_median']} s / {row['job_wall_s_max']} s | "
+            f"| `{rule}` | {row['jobs']} | {hours(sum(computed))} at {row['threads']} "
+            f"thread(s): {row['core_hours_less_pauses']} core-hours (CPU time "
+            f"{row['cpu_hours']} h; wall time with pauses {hours(sum(wall))}) | "
+            f"{row['job_s_less_pauses_median']} s / {row['job_s_less_pauses_max']} s | "
             f"{row['peak_rss_mb_max']} MB | "
             + (f"{row['stage_wall_s'] / 3600:.2f} h" if span else "-")
             + " |"
         )
     header = (
-        "| stage | jobs | job time, summed | median / longest job | peak memory | stage wall "
-        "time |\n| --- | --- | --- | --- | --- | --- |\n"
+        "| stage | jobs | job time less pauses, summed | median / longest job | peak memory "
+        "| first start to last end (pauses included) |\n| --- | --- | --- | --- | --- | --- |\n"
     )
     return rows, header + "\n".join(lines)
 
@@ -192,8 +204,7 @@ def main(argv=None) -> int:
             {"reference": bool, "winner": bool}
         )
         plot_search_overview(ranking, nobody, out / "search_overview.png")
-    threads = {"cross_validate": 1, "retrain": 2}
-    cost_rows, cost = cost_table(run, threads)
+    cost_rows, cost = cost_table(run)
     write_table(cost_rows, out / "cost.tsv")
     parts.append("## Cost per stage (from benchmarks/)\n\n" + cost)
     (out / "summary.md").write_text("\n\n".join(parts) + "\n")

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import time
-from datetime import datetime
 
 import pytest
 import yaml
@@ -46,8 +45,9 @@ def make_run(tmp_path, config: dict = CONFIG, cores: int | None = 2, locked: boo
             workdir / ".snakemake/log/2026-11-29T205548.270545.snakemake.log",
             f"Building DAG of jobs...\nProvided cores: {cores}\n1 of 30 steps (3%) done\n",
         )
-    if locked:
+    if locked:  # taken before every job of the fake run started
         write(workdir / ".snakemake/locks/0.input.lock", "")
+        os.utime(workdir / ".snakemake/locks/0.input.lock", (NOW - 10_000, NOW - 10_000))
     return workdir
 
 
@@ -415,27 +415,42 @@ def test_a_missing_configfile_is_named(tmp_path, capsys):
 def test_a_paused_job_counts_the_time_it_computed(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     paused, busy = tmp_path / "paused.tsv", tmp_path / "busy.tsv"
-    # SIGSTOPped for most of its 4,438 s: 158 s of CPU (a job of the full run)
+    # SIGSTOPped for most of its 4,438 s: 158 s of CPU sampled (a job of the full run), plus
+    # half of Snakemake's 30 s sampling interval
     write(paused, header + "4438.79\t1:13:58\t1333.08\t0\t0\t0\t0\t0\t3.56\t158.20\n")
-    # two threads busy: more CPU than wall seconds, the wall seconds count
-    write(busy, header + "100.0\t0:01:40\t1333.08\t0\t0\t0\t0\t0\t190.0\t190.0\n")
-    assert benchmark_seconds(paused) == pytest.approx(158.20)
-    assert benchmark_seconds(busy) == pytest.approx(100.0)
+    assert benchmark_seconds(paused) == pytest.approx(173.20)
+    # a job that ran: its CPU time lags its wall time by the sampling, the wall time counts
+    write(busy, header + "68.05\t0:01:08\t1333.08\t0\t0\t0\t0\t0\t0.6\t43.49\n")
+    assert benchmark_seconds(busy) == pytest.approx(68.05)
+    # two threads, paused for half of its time: CPU time per thread
+    write(busy, header + "1000.0\t0:16:40\t1.0\t0\t0\t0\t0\t0\t0.9\t800.0\n")
+    assert benchmark_seconds(busy, threads=2) == pytest.approx(415.0)
+    assert benchmark_seconds(busy, threads=1) == pytest.approx(1000.0)
     write(busy, "s\th:m:s\tmax_rss\n100.0\t0:01:40\t1.0\n")  # no cpu_time column: wall seconds
     assert benchmark_seconds(busy) == pytest.approx(100.0)
 
 
 def test_a_marker_older_than_the_running_snakemake_is_an_interrupted_job(tmp_path):
     workdir = mid_search(tmp_path)
-    run_started = progress.log_start(progress.main_log(workdir))
-    assert run_started == datetime(2026, 11, 29, 20, 55, 48, 270545).timestamp()
-    # t0008: left by an earlier run that was stopped (its marker predates this run's log)
+    # this run took its lock 1,000 s ago (after other Snakemake commands wrote newer logs)
+    os.utime(workdir / ".snakemake/locks/0.input.lock", (NOW - 1000, NOW - 1000))
+    write(workdir / ".snakemake/log/2099-01-01T000000.000000.snakemake.log", "--unlock\n")
+    assert progress.lock_time(workdir) == NOW - 1000
+    # t0008: left by an earlier run that was stopped (its marker predates the lock)
     for output in ("results/search/cv/t0008.json", "results/search/cv/t0008.history.tsv"):
-        mark(workdir, output, run_started - 3600)
+        mark(workdir, output, NOW - 5000)
     write(workdir / "logs/search/cross_validate/t0008.log", log_line("fold 4/4 epoch 49/100"))
-    state = collect(workdir, now=NOW)
+    state = collect(workdir, cores=2, now=NOW)
     assert state.running
     assert [job.trial for job in state.jobs] == ["t0006", "t0005"]  # still those two only
     assert [job.trial for job in state.stopped] == ["t0008", "t0007"]
     text = report(state, NOW)
     assert "With a log but no result, not running (2;" in text and "t0008" in text
+
+
+def test_threads_are_the_rules_own():
+    """progress counts jobs at once from the rules' threads: the same numbers as the rules."""
+    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
+    for rule, threads in progress.THREADS.items():
+        block = rules.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
+        assert re.search(rf"^\s+threads: {threads}$", block, re.MULTILINE), rule

@@ -12,8 +12,8 @@ done. Those markers also tell which jobs run now: their file names are the outpu
 URL-safe base64, their modification times the jobs' start times; each running job's newest
 epoch line in its log shows how far it is ("fold 2/4 epoch 17/100"). Snakemake holds files in
 ``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted,
-and so are markers older than the running Snakemake (the name of its log in
-``.snakemake/log/`` is its start time): an earlier run left them, this one redoes them.
+and so are markers older than the running Snakemake's lock files: an earlier run left them,
+this one redoes them.
 The config is the run's own (``results/run_config.yaml``, written when a run starts) when it
 exists, else the workflow's ``config.yaml`` (beside the Snakefile, two folders above this
 module) with the ``--configfile`` files merged over it key by key, as Snakemake does. Files
@@ -25,7 +25,7 @@ once every trial is cross-validated), so the estimate is the sum of
 
 - search: the trials left (running ones included) times the mean time of the finished
   cross-validation jobs (the ``s`` column of ``benchmarks/search/cross_validate/<trial>.tsv``,
-  or its ``cpu_time`` where less: a paused job counts the time it computed),
+  or, for a job that was clearly paused, the time it computed: ``job_seconds``),
   less the time the running ones have already spent (at most that mean each), divided by the
   jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
 - final: the retrainings left (the top ``final.top_k`` trials that did not diverge, plus the
@@ -179,6 +179,15 @@ def snakemake_running(directory: Path) -> bool:
         return False
 
 
+def lock_time(directory: Path) -> float | None:
+    """When the running Snakemake took the working directory's lock: the oldest lock file's
+    modification time (it writes them once, before its first job; same clock as the markers)."""
+    try:
+        return min(path.stat().st_mtime for path in (directory / ".snakemake/locks").iterdir())
+    except (OSError, ValueError):
+        return None
+
+
 def _listing(folder) -> set[str]:
     try:
         return set(os.listdir(folder))
@@ -186,10 +195,18 @@ def _listing(folder) -> set[str]:
         return set()
 
 
-def benchmark_seconds(path) -> float | None:
-    """A finished job's time from its Snakemake benchmark file: the ``s`` (wall seconds), or
-    its ``cpu_time`` where that is less, so that a job that was paused (SIGSTOP, a laptop
-    asleep) counts the time it computed, not the time it waited."""
+def job_seconds(wall: float, cpu: float | None, threads: int = 1) -> float:
+    """A finished job's time: its wall seconds, unless it was clearly paused (SIGSTOP, a laptop
+    asleep, or starved by other work: under half a core-second per second and thread); then
+    the time it computed, its CPU seconds per thread plus 15 s, since Snakemake samples the
+    CPU time only every 30 s after a job's first 15 s."""
+    if cpu and cpu > 0 and cpu / threads < 0.5 * wall:
+        return min(wall, cpu / threads + 15)
+    return wall
+
+
+def benchmark_seconds(path, threads: int = 1) -> float | None:
+    """A finished job's time (``job_seconds``) from its Snakemake benchmark file."""
     try:
         with open(path, "rb") as handle:
             header, row = handle.read().split(b"\n", 2)[:2]
@@ -200,8 +217,8 @@ def benchmark_seconds(path) -> float | None:
     try:
         cpu_seconds = float(values[names.index(b"cpu_time")])
     except (ValueError, IndexError):
-        return seconds
-    return min(seconds, cpu_seconds) if cpu_seconds > 0 else seconds
+        cpu_seconds = None
+    return job_seconds(seconds, cpu_seconds, threads)
 
 
 def _tail(path: Path, size: int = 8192) -> list[str]:
@@ -234,18 +251,6 @@ def main_log(directory: Path) -> Path | None:
     """The newest Snakemake log (their names are start times)."""
     logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
     return logs[-1] if logs else None
-
-
-def log_start(path: Path | None) -> float | None:
-    """When the Snakemake process of a main log started: its name, local time, e.g.
-    ``2026-11-29T235952.866798.snakemake.log``."""
-    if path is None:
-        return None
-    try:
-        stamp = path.name.removesuffix(".snakemake.log")
-        return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f").timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -424,7 +429,9 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         except (OSError, ValueError):
             continue
         if f"{trial}.tsv" in cv_benchmarks:
-            seconds = benchmark_seconds(os.path.join(benchmark_dir, f"{trial}.tsv"))
+            seconds = benchmark_seconds(
+                os.path.join(benchmark_dir, f"{trial}.tsv"), THREADS["cross_validate"]
+            )
             if seconds is not None:
                 cv_seconds.append(seconds)
     ok = sorted(
@@ -452,7 +459,9 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         if done(f"results/final/{trial}/metrics.json"):
             retrained += 1
             if f"{trial}.tsv" in retrain_benchmarks:
-                seconds = benchmark_seconds(directory / f"benchmarks/final/retrain/{trial}.tsv")
+                seconds = benchmark_seconds(
+                    directory / f"benchmarks/final/retrain/{trial}.tsv", THREADS["retrain"]
+                )
                 if seconds is not None:
                     retrain_seconds.append(seconds)
     figures_done = sum(done(path) for path in FIGURES)
@@ -477,7 +486,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     # Running jobs: one per output marked incomplete; interrupted ones when Snakemake is not
     # running.
     jobs, interrupted = [], []
-    run_started = log_start(main_log(directory)) if running else None
+    run_started = lock_time(directory) if running else None
     for path, started in sorted(markers.items(), key=lambda item: item[1]):
         # a marker older than the running Snakemake is a job an earlier run left, not one that
         # runs now (this run redoes it when its turn comes, under --rerun-incomplete)
@@ -491,7 +500,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
                 (interrupted if stale else jobs).append(job)
                 break
         else:
-            if not OTHER_OUTPUTS.fullmatch(path):  # a rule this module does not know
+            if not OTHER_OUTPUTS.fullmatch(path) and not stale:  # a rule this module does not know
                 jobs.append(Job("a job", None, "", started, f"writing {path}"))
     # Training jobs that left a log but no output and are not running: failed, or interrupted
     # before Snakemake marked them (Snakemake reruns them).
@@ -730,7 +739,7 @@ def report(progress: Progress, now: float | None = None) -> str:
             lines += _wrapped(f"  {part.name:<7} {took}{part.explanation}", 10)
         lines += _wrapped(
             "  then select_winner and the figures (about a minute, not estimated). Job times: "
-            "the s column (wall seconds; cpu_time where less) of benchmarks/search/"
+            "the s column (wall seconds; CPU time for paused jobs) of benchmarks/search/"
             "cross_validate/<trial>.tsv and benchmarks/final/retrain/<trial>.tsv.",
             2,
         )
