@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from mnist_mlp.io import read_json, read_table, write_table  # noqa: E402
-from mnist_mlp.progress import job_seconds  # noqa: E402
+from mnist_mlp.progress import job_seconds, load_config  # noqa: E402
 from mnist_mlp.ranking import build_ranking  # noqa: E402
 
 COPIED = (
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     parts = [f"# Run in `{run.name}`\n"]
     cv_paths = sorted((run / "results/search/cv").glob("t*.json"))
     finished = [path for path in cv_paths if path.with_suffix(".history.tsv").exists()]
-    config = read_json_yaml(run)
+    config, _ = load_config(run)  # the run's own, else this checkout's defaults
     n_trials = config["search"]["n_trials"]
     if (run / "results/search/ranking.tsv").exists():
         ranking = read_table(run / "results/search/ranking.tsv")
@@ -210,14 +210,6 @@ def main(argv=None) -> int:
     (out / "summary.md").write_text("\n\n".join(parts) + "\n")
     print((out / "summary.md").read_text())
     return 0
-
-
-def read_json_yaml(run: Path) -> dict:
-    """The run's config: its run_config.yaml, else the defaults of this checkout."""
-    import yaml
-
-    path = run / "results/run_config.yaml"
-    return yaml.safe_load((path if path.exists() else REPO / "config.yaml").read_text())
 
 
 if __name__ == "__main__":

@@ -496,19 +496,18 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             if match := pattern.fullmatch(path):
                 trial = match.groupdict().get("trial")
                 log = JOB_LOGS[rule].format(trial=trial)
-                job = Job(rule, trial, log, started, job_activity(directory / log))
-                (interrupted if stale else jobs).append(job)
+                if stale:
+                    interrupted.append(Job(rule, trial, log, None, ""))
+                else:
+                    jobs.append(Job(rule, trial, log, started, job_activity(directory / log)))
                 break
-        else:
-            if not OTHER_OUTPUTS.fullmatch(path) and not stale:  # a rule this module does not know
+        else:  # a rule this module does not know
+            if not OTHER_OUTPUTS.fullmatch(path) and not stale:
                 jobs.append(Job("a job", None, "", started, f"writing {path}"))
     # Training jobs that left a log but no output and are not running: failed, or interrupted
     # before Snakemake marked them (Snakemake reruns them).
     marked = {job.trial for job in [*jobs, *interrupted]}
-    stopped = [
-        Job(job.rule, job.trial, job.log, None, "") for job in interrupted if job.trial is not None
-    ]
-    stopped += [
+    stopped = interrupted + [
         Job("cross_validate", trial, f"logs/search/cross_validate/{trial}.log", None, "")
         for trial in sorted(
             {
