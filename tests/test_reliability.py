@@ -333,3 +333,38 @@ def test_peak_memory_of_training_jobs_is_within_what_they_declare(tiny_run):
         assert peaks and all(peak > 0 for peak in peaks)
         declared = _declared_mem_mb(workdir, configfile, rule)
         assert max(peaks) < declared, (rule, max(peaks), declared)
+
+
+def test_a_saved_run_resumes_on_another_machine_computing_only_what_is_missing(
+    tiny_run, tiny_data, tmp_path
+):
+    from mnist_mlp import runstate
+    from mnist_mlp.errors import UserFacingError
+
+    workdir, configfile = tiny_run
+    state = tmp_path / "state"
+    manifest = runstate.save(workdir, state)
+    assert "results/search/cv/t0001.json" in manifest["outputs"]
+    assert not (state / "results/data").exists()  # made again there, never carried
+    assert set(manifest["regenerated_inputs"]) >= {"results/data/mnist.npz"}
+    # one trial unfinished when it was saved
+    for output in ("results/search/cv/t0000.json", "results/search/cv/t0000.history.tsv"):
+        (state / output).unlink()
+        (state / runstate.METADATA / runstate.record_name(output)).unlink()
+        manifest["outputs"].remove(output)
+    (state / runstate.MANIFEST).write_text(json.dumps(manifest))
+
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(UserFacingError, match="run the data stage"):
+        runstate.restore(state, elsewhere)
+    seed_data(elsewhere, tiny_data)  # the data stage run there: the same bytes, made now
+    for path in (elsewhere / "results/data").rglob("*.np*"):
+        os.utime(path)
+    runstate.restore(state, elsewhere)
+    jobs = planned_jobs(elsewhere, configfile)
+    assert jobs["cross_validate"] == 1 and jobs["rank_trials"] == 1
+
+    train = elsewhere / "results/data/split/train_indices.npy"
+    train.write_bytes(train.read_bytes()[:-8] + bytes(8))  # another split
+    with pytest.raises(UserFacingError, match="differs from the file the saved jobs read"):
+        runstate.restore(state, elsewhere)

@@ -1,0 +1,179 @@
+"""Move a run's finished work to another machine: ``python -m mnist_mlp.runstate save RUN STATE``
+and ``python -m mnist_mlp.runstate restore STATE RUN``.
+
+The full protocol takes about 21 core-hours; a machine can be replaced (or a run moved from a
+laptop to a cluster) long before it ends. ``save`` copies into STATE what Snakemake needs to
+count the finished jobs as done elsewhere: every output with Snakemake's record of a finished
+job (``.snakemake/metadata/``), those records, ``benchmarks/`` and the main Snakemake logs (the
+cost per stage is read from them); not the jobs' own logs (about 30 kB per trial, progress
+lines), which Snakemake does not need. The data stage's outputs
+(``results/data/``, 55 MB) are left out: they are made again from the MNIST files in seconds,
+with the same bytes.
+
+``restore`` needs the data stage run first in RUN, with the run's config
+(``snakemake --cores 1 split_train_test``); it checks that the data has the bytes the saved jobs
+read (their records hold its SHA-256), copies the state in and dates the restored outputs now,
+so that they are newer than the data. Snakemake then counts them as done and computes only the
+rest. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import UserFacingError
+
+METADATA = Path(".snakemake/metadata")
+REGENERATED = "results/data/"  # made again by the data stage, never carried
+CARRIED_FOLDERS = ("benchmarks", ".snakemake/log")
+MANIFEST = "state.json"
+
+
+def record_name(output: str) -> str:
+    """Snakemake's file name for the record of ``output`` (URL-safe base64 of its path)."""
+    return base64.urlsafe_b64encode(output.encode()).decode()
+
+
+def finished_outputs(run: Path) -> dict[str, dict]:
+    """Every output of a finished job in ``run`` that still exists, with its record."""
+    outputs = {}
+    folder = run / METADATA
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        try:
+            output = base64.urlsafe_b64decode(path.name).decode()
+            record = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue  # not a record of an output (Snakemake's own bookkeeping)
+        if record.get("incomplete") or not (run / output).is_file():
+            continue
+        outputs[output] = record
+    return outputs
+
+
+def checksum(path: Path, recorded: str) -> str:
+    """The checksum of ``path`` as Snakemake records it ("sha256:<hex>")."""
+    algorithm = recorded.split(":", 1)[0] if ":" in recorded else "sha256"
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return f"{algorithm}:{digest.hexdigest()}" if ":" in recorded else digest.hexdigest()
+
+
+def _git_commit(run: Path) -> str | None:
+    result = subprocess.run(
+        ["git", "-C", str(run), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _copy(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, destination)
+
+
+def save(run: Path, state: Path) -> dict:
+    """Copy the finished work of ``run`` into ``state`` (emptied first); returns the manifest."""
+    run, state = Path(run), Path(state)
+    if state.exists():
+        shutil.rmtree(state)
+    outputs = {
+        output: record
+        for output, record in finished_outputs(run).items()
+        if not output.startswith(REGENERATED)
+    }
+    files = set(outputs)
+    for folder in CARRIED_FOLDERS:
+        files.update(
+            str(path.relative_to(run)) for path in (run / folder).rglob("*") if path.is_file()
+        )
+    if (run / "results/run_config.yaml").is_file():
+        files.add("results/run_config.yaml")
+    for name in sorted(files):
+        _copy(run / name, state / name)
+    for output in outputs:
+        _copy(run / METADATA / record_name(output), state / METADATA / record_name(output))
+    inputs = {}
+    for record in outputs.values():
+        inputs.update(record.get("input_checksums") or {})
+    manifest = {
+        "saved": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(run),
+        "outputs": sorted(outputs),
+        "regenerated_inputs": {
+            name: digest for name, digest in sorted(inputs.items()) if name.startswith(REGENERATED)
+        },
+    }
+    (state / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def restore(state: Path, run: Path) -> dict:
+    """Copy a saved state into ``run``, whose data stage has been run; returns the manifest."""
+    state, run = Path(state), Path(run)
+    try:
+        manifest = json.loads((state / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise UserFacingError(
+            f"{state} holds no saved run ({MANIFEST} is missing); save one with "
+            "`python -m mnist_mlp.runstate save RUN STATE`."
+        ) from None
+    for name, digest in manifest["regenerated_inputs"].items():
+        path = run / name
+        if not path.is_file():
+            raise UserFacingError(
+                f"{path} is missing: run the data stage in {run} first, with the saved run's "
+                "config (`snakemake --cores 1 split_train_test`), then restore again."
+            )
+        if checksum(path, digest) != digest:
+            raise UserFacingError(
+                f"{path} differs from the file the saved jobs read: the data stage ran with "
+                "another config (seed, test_fraction) or other MNIST files. Run it with the "
+                f"saved run's config ({state / 'results/run_config.yaml'}) and restore again."
+            )
+    for source in sorted(state.rglob("*")):
+        if source.is_file() and source.name != MANIFEST:
+            _copy(source, run / source.relative_to(state))
+    now = time.time()
+    for output in manifest["outputs"]:  # newer than the data made again before them
+        os.utime(run / output, (now, now))
+    return manifest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    saving = commands.add_parser("save", help="copy RUN's finished work into STATE")
+    saving.add_argument("run", type=Path)
+    saving.add_argument("state", type=Path)
+    restoring = commands.add_parser("restore", help="copy STATE into RUN (data stage run)")
+    restoring.add_argument("state", type=Path)
+    restoring.add_argument("run", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "save":
+            manifest = save(args.run, args.state)
+            print(
+                f"saved {len(manifest['outputs'])} finished outputs of {args.run} in {args.state}"
+            )
+        else:
+            manifest = restore(args.state, args.run)
+            print(f"restored {len(manifest['outputs'])} finished outputs into {args.run}")
+    except UserFacingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
