@@ -66,9 +66,11 @@ def snakemake(run: Path, *args: str) -> None:
 
 
 def make_worktree(commit: str) -> Path:
+    """The worktree at ``commit`` with its venv (kept where an earlier attempt made them)."""
     run = RUNS / f"full-{commit[:7]}"
-    git("worktree", "prune")  # a worktree whose folder went with the old machine
-    git("worktree", "add", "--detach", str(run), commit)
+    if not run.exists():
+        git("worktree", "prune")  # a worktree whose folder went with the old machine
+        git("worktree", "add", "--detach", str(run), commit)
     exclude = Path(git("rev-parse", "--git-common-dir")) / "info" / "exclude"
     exclude = exclude if exclude.is_absolute() else REPO / exclude
     if "runs/" not in exclude.read_text().split():
@@ -114,7 +116,7 @@ def start(args) -> None:
 
 def resume(args) -> None:
     run = the_run()
-    if (run / ".venv").exists():
+    if (run / SETTINGS).exists():  # launched here before: the same machine
         settings = json.loads((run / SETTINGS).read_text())
         snakemake(run, "--unlock", "--cores", "1", "--config", f"mnist_dir={settings['mnist_dir']}")
         launch(run, settings, "resumed")
@@ -126,7 +128,7 @@ def resume(args) -> None:
     if saved.exists():
         settings["starts"] = json.loads(saved.read_text()).get("starts", [])
     # the data stage again (its outputs are not carried), then the saved work on top of it
-    snakemake(run, "--cores", "1", "--config", f"mnist_dir={args.mnist_dir}", "split_train_test")
+    snakemake(run, "split_train_test", "--cores", "1", "--config", f"mnist_dir={args.mnist_dir}")
     runstate.restore(STATE, run)
     launch(run, settings, f"resumed on a new machine from the state saved {manifest['saved']}")
 
