@@ -4,8 +4,9 @@ that ongoing changes to this checkout neither rerun nor disturb it (README, "Mea
     python bench/full_run.py start [--commit REV]   worktree runs/full-<commit>, its venv, the run
     python bench/full_run.py resume                 after a session ended, or on a new machine
     python bench/full_run.py pause | continue       SIGSTOP / SIGCONT, to measure something else
-    python bench/full_run.py save                   finished work into docs/full_run/state/, and
-                                                    the results so far into docs/full_run/
+    python bench/full_run.py save                   finished work into docs/full_run/state/, the
+                                                    results so far into docs/full_run/ and the
+                                                    README
 
 The run is ``snakemake --cores N --config mnist_dir=DIR --rerun-incomplete --keep-going`` on the
 defaults, under ``nice -n 19``, logging to ``runs/full-<commit>/fullrun.log``; ``make progress``
@@ -149,7 +150,7 @@ def save(args) -> None:
     print(f"saved {len(manifest['outputs'])} finished outputs in {STATE}")
     import publish_run
 
-    publish_run.main([str(run), str(DOCS)])
+    publish_run.main([str(run), str(DOCS), "--readme", str(REPO / "README.md")])
 
 
 def main(argv=None) -> int:

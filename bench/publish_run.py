@@ -1,22 +1,28 @@
 """A compact, committed copy of a run's results for readers: tables, the winner, the figures and
 the cost per stage (no models, no data).
 
-    python bench/publish_run.py RUN_DIR docs/full_run [--top 15]
+    python bench/publish_run.py RUN_DIR docs/full_run [--top 15] [--readme README.md]
 
 RUN_DIR is a run's working directory. A run still in progress is published as far as it got:
 the trials cross-validated so far ranked among themselves (``ranking_so_far.tsv``), and the
-cost of the finished jobs. Writes ``summary.md`` (the tables the README shows), the TSV/JSON
-files and the PNGs; the search overview is drawn again with this checkout's code.
+cost of the finished jobs beside the whole protocol's projection. Writes ``summary.md`` (where
+the run stands, the ranking, the retrained networks and the winner against the report's
+97.93 %, the figures, the cost), the TSV/JSON files and the PNGs; the search overview is drawn
+again with this checkout's code. ``--readme`` writes the same text into the README, between
+its ``full-run`` markers.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
+import os
 import re
 import shutil
 import statistics
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from mnist_mlp.io import read_json, read_table, write_table  # noqa: E402
-from mnist_mlp.progress import job_seconds, load_config  # noqa: E402
+from mnist_mlp.progress import THREADS, duration, job_seconds, load_config  # noqa: E402
 from mnist_mlp.ranking import build_ranking  # noqa: E402
 
 COPIED = (
@@ -37,6 +43,7 @@ COPIED = (
     "results/figures/gradient_ascent.json",
     "results/run_config.yaml",
 )
+RANKING = "results/search/ranking.tsv"
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
@@ -76,53 +83,37 @@ def stage_spans(run: Path) -> dict[str, tuple[datetime, datetime]]:
     return {rule: (min(times), max(times)) for rule, times in spans.items()}
 
 
-def hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f} h"
-
-
-def cost_table(run: Path) -> tuple[list[dict], str]:
+def cost_table(run: Path) -> list[dict]:
+    """Per training rule: its finished jobs' time, CPU time, peak memory and stage span."""
     spans = stage_spans(run)
-    rows, lines = [], []
+    rows = []
     for rule in RESULTS:
         jobs = benchmarks(run, rule)
         if not jobs:
             continue
-        wall = [job["s"] for job in jobs]
         # a paused job (SIGSTOP, while this machine measured something else) counts the time
         # it computed
         computed = [job["computed"] for job in jobs]
-        threads = sorted({job["threads"] for job in jobs})
         span = spans.get(rule)
-        row = {
-            "rule": rule,
-            "jobs": len(jobs),
-            "threads": "/".join(map(str, threads)),
-            "job_wall_s_sum": round(sum(wall), 1),
-            "job_s_less_pauses_sum": round(sum(computed), 1),
-            "core_hours_less_pauses": round(
-                sum(job["computed"] * job["threads"] for job in jobs) / 3600, 2
-            ),
-            "cpu_hours": round(sum(job["cpu_time"] for job in jobs) / 3600, 2),
-            "job_s_less_pauses_median": round(statistics.median(computed), 1),
-            "job_s_less_pauses_max": round(max(computed), 1),
-            "peak_rss_mb_max": round(max(job["max_rss"] for job in jobs)),
-            "stage_wall_s": round((span[1] - span[0]).total_seconds()) if span else "",
-        }
-        rows.append(row)
-        lines.append(
-            f"| `{rule}` | {row['jobs']} | {hours(sum(computed))} at {row['threads']} "
-            f"thread(s): {row['core_hours_less_pauses']} core-hours (CPU time "
-            f"{row['cpu_hours']} h; wall time with pauses {hours(sum(wall))}) | "
-            f"{row['job_s_less_pauses_median']} s / {row['job_s_less_pauses_max']} s | "
-            f"{row['peak_rss_mb_max']} MB | "
-            + (f"{row['stage_wall_s'] / 3600:.2f} h" if span else "-")
-            + " |"
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(jobs),
+                "threads": "/".join(map(str, sorted({job["threads"] for job in jobs}))),
+                "job_wall_s_sum": round(sum(job["s"] for job in jobs), 1),
+                "job_s_less_pauses_sum": round(sum(computed), 1),
+                "core_hours_less_pauses": round(
+                    sum(job["computed"] * job["threads"] for job in jobs) / 3600, 2
+                ),
+                "cpu_hours": round(sum(job["cpu_time"] for job in jobs) / 3600, 2),
+                "job_s_less_pauses_median": round(statistics.median(computed), 1),
+                "job_s_less_pauses_min": round(min(computed), 1),
+                "job_s_less_pauses_max": round(max(computed), 1),
+                "peak_rss_mb_max": round(max(job["max_rss"] for job in jobs)),
+                "stage_wall_s": round((span[1] - span[0]).total_seconds()) if span else "",
+            }
         )
-    header = (
-        "| stage | jobs | job time less pauses, summed | median / longest job | peak memory "
-        "| first start to last end (pauses included) |\n| --- | --- | --- | --- | --- | --- |\n"
-    )
-    return rows, header + "\n".join(lines)
+    return rows
 
 
 def markdown_table(table, columns: list[str], formats: dict[str, str]) -> str:
@@ -149,11 +140,169 @@ FORMATS = {
 }
 
 
+WIDTH = 95
+REPORT_ACCURACY = 0.9793  # the report's winner's test accuracy
+BEGIN = "<!-- full-run:begin (written by bench/publish_run.py --readme; edits here are lost) -->"
+BEGIN_PREFIX = "<!-- full-run:begin"
+END = "<!-- full-run:end -->"
+
+
+def projection(cost_rows: list[dict], progress) -> str:
+    """The cost table: each stage measured so far beside the whole protocol's projection (its
+    jobs times the mean core-seconds of the finished ones, or ``make progress``'s estimate of
+    one job before any has finished)."""
+    measured = {row["rule"]: row for row in cost_rows}
+    estimates = {part.name: part.per_job for part in progress.parts}
+    lines = [
+        "| stage | jobs done | measured: job time less pauses (mean, median, range) "
+        "| CPU time | peak memory | projection for the whole protocol |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    total = 0.0
+    stages = (
+        ("cross_validate", "search", progress.trials),
+        ("retrain", "final", progress.retrainings),
+    )
+    for rule, part, count in stages:
+        row = measured.get(rule)
+        if row:
+            per = row["core_hours_less_pauses"] * 3600 / row["jobs"]
+            basis = "the measured mean"
+            mean = row["job_s_less_pauses_sum"] / row["jobs"]
+            cells = (
+                f"{row['jobs']} ({row['threads']} thread{'s' * (row['threads'] != '1')} each)",
+                f"{mean:,.0f} s, {row['job_s_less_pauses_median']:,.0f} s, "
+                f"{row['job_s_less_pauses_min']:,.0f}-{row['job_s_less_pauses_max']:,.0f} s; "
+                f"{row['core_hours_less_pauses']} core-hours in all",
+                f"{row['cpu_hours']} h",
+                f"{row['peak_rss_mb_max']:,} MB",
+            )
+        else:
+            per = estimates.get(part)
+            per = per * THREADS[rule] if per is not None else None
+            basis = "estimated by `make progress`"
+            cells = ("0", "not started", "", "")
+        if per is None:
+            total = math.nan
+            shown = "not known yet"
+        else:
+            total += count * per
+            shown = (
+                f"{count} × {per:,.0f} core-s ({basis}) = **{count * per / 3600:.1f} core-hours**"
+            )
+        lines.append(f"| `{rule}` | " + " | ".join(cells) + f" | {shown} |")
+    eta = progress.eta
+    left = f"; time left on this machine: {duration(eta)} (`make progress`)" if eta else ""
+    whole = "not known yet" if math.isnan(total) else f"≈ **{total / 3600:.0f} core-hours**{left}"
+    lines.append(f"| whole protocol | | | | | {whole} |")
+    return "\n".join(lines)
+
+
+def ranking_of(run: Path):
+    """The run's ranking, or the finished trials ranked among themselves; and whether it is the
+    run's own."""
+    if (run / RANKING).exists():
+        return read_table(run / RANKING), True
+    cv_paths = sorted((run / "results/search/cv").glob("t*.json"))
+    finished = [read_json(p) for p in cv_paths if p.with_suffix(".history.tsv").exists()]
+    return build_ranking(finished), False
+
+
+def section(run: Path, out: Path, prefix: str, top: int) -> str:
+    """The README's part about the run: where it stands, the ranking, the retrained networks,
+    the winner and its figures, the cost beside the projection. Image links start with
+    ``prefix`` (the folder of the published copy as seen from where the text goes)."""
+    from mnist_mlp.progress import collect
+
+    progress = collect(run)
+    config, _ = load_config(run)
+    settings = run / "full_run.json"
+    starts = read_json(settings).get("starts", []) if settings.exists() else []
+    commit = read_json(settings)["commit"][:7] if settings.exists() else run.name
+    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    parts = []
+    if progress.stage == "done":
+        parts.append(f"**Status: finished** ({stamp}).")
+    else:
+        parts.append(
+            f"**Status: in progress, {progress.cross_validated} of {progress.trials} trials "
+            f"cross-validated, {progress.retrained} of {progress.retrainings} retrainings done "
+            f"({stamp}).**"
+        )
+    parts.append(
+        f"Commit `{commit}`, {progress.cores} cores, no GPU; "
+        + "; ".join(starts)
+        + f". Published copy: [{prefix}]({prefix}summary.md)."
+    )
+    ranking, ranked = ranking_of(run)
+    so_far = "" if ranked else f" of the {len(ranking)} cross-validated so far"
+    shown = ranking.head(top)
+    columns = ["rank", "trial", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2", "mean_loss"]
+    columns += ["std_loss", "mean_accuracy", "mean_epochs"]
+    parts.append(
+        f"The best {len(shown)} trials{so_far}, by mean held-out cross-entropy over the "
+        f"{config['search']['folds']} folds (`mean_accuracy`: the CV accuracy; `mean_epochs`: "
+        "where early stopping ended the folds):\n\n" + markdown_table(shown, columns, FORMATS)
+    )
+    parts.append(
+        f"![The CV loss of the {len(ranking)} trials against each hyper-parameter]"
+        f"({prefix}search_overview.png)"
+    )
+    summary_path = run / "results/final/summary.tsv"
+    if summary_path.exists():
+        summary = read_table(summary_path)
+        columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
+        columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy"]
+        columns += ["whole_dataset_accuracy"]
+        parts.append(
+            "The retrained networks (the top "
+            f"{config['final']['top_k']} and the reference, {config['final']['epochs']} epochs "
+            "on the whole training part), the winner marked:\n\n"
+            + markdown_table(summary, columns, FORMATS)
+        )
+        winner = read_json(run / "results/winner/winner.json")
+        accuracy = winner["test_accuracy"]
+        versus = "above" if accuracy > REPORT_ACCURACY else "below"
+        parts.append(
+            f"The winner, {winner['trial']}, reaches **{accuracy:.2%}** on the held-out 15 % "
+            f"test part: {abs(accuracy - REPORT_ACCURACY) * 100:.2f} points {versus} the "
+            f"report's 97.93 %."
+        )
+        figures = [
+            ("learning_curves.png", "Learning curves of the retrained networks"),
+            ("receptive_fields_layer1.png", "Receptive fields, first hidden layer"),
+            ("receptive_fields_layer2.png", "Receptive fields, second hidden layer"),
+            ("receptive_fields_output.png", "Receptive fields, output neurons"),
+            ("gradient_ascent_layer1.png", "Gradient ascent, first hidden layer"),
+            ("gradient_ascent_layer2.png", "Gradient ascent, second hidden layer"),
+            ("gradient_ascent_output.png", "Gradient ascent, output neurons"),
+        ]
+        parts += [f"![{text}]({prefix}{name})" for name, text in figures if (out / name).exists()]
+    elif progress.retrained:
+        parts.append(f"{progress.retrained} retrainings finished; the table comes at the end.")
+    table = projection(cost_table(run), progress)
+    parts.append("**Cost**, from the finished jobs' `benchmarks/`:\n\n" + table)
+    # paragraphs wrapped as the rest of the README; tables and images as they are
+    paragraphs = "\n\n".join(parts).split("\n\n")
+    wrapped = [p if p.startswith(("|", "!")) else textwrap.fill(p, WIDTH) for p in paragraphs]
+    return "\n\n".join(wrapped) + "\n"
+
+
+def splice(readme: Path, text: str) -> None:
+    content = readme.read_text()
+    if BEGIN_PREFIX not in content or END not in content:
+        sys.exit(f"{readme} has no {BEGIN_PREFIX} ... {END} block to write")
+    head, rest = content.split(BEGIN_PREFIX, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n\n{text}\n{END}{tail}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--top", type=int, default=15, help="rows of the ranking shown")
+    parser.add_argument("--readme", type=Path, help="also write the section into this README")
     args = parser.parse_args(argv)
     run, out = args.run.resolve(), args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -162,38 +311,14 @@ def main(argv=None) -> int:
             shutil.copy2(run / name, out / Path(name).name)
     for png in (run / "results" / "figures").glob("*.png"):
         shutil.copy2(png, out / png.name)
-
-    parts = [f"# Run in `{run.name}`\n"]
-    cv_paths = sorted((run / "results/search/cv").glob("t*.json"))
-    finished = [path for path in cv_paths if path.with_suffix(".history.tsv").exists()]
-    config, _ = load_config(run)  # the run's own, else this checkout's defaults
-    n_trials = config["search"]["n_trials"]
-    if (run / "results/search/ranking.tsv").exists():
-        ranking = read_table(run / "results/search/ranking.tsv")
-        parts.append(f"All {len(ranking)} trials cross-validated and ranked.\n")
-    else:
-        ranking = build_ranking([read_json(path) for path in finished])
+    ranking, ranked = ranking_of(run)
+    if not ranked:
         write_table(ranking, out / "ranking_so_far.tsv")
-        parts.append(
-            f"**In progress**: {len(ranking)} of {n_trials} trials cross-validated so far, ranked "
-            "among themselves (`ranking_so_far.tsv`).\n"
-        )
-    shown = ranking.head(args.top)
-    columns = ["rank", "trial", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2", "mean_loss"]
-    columns += ["std_loss", "mean_accuracy", "mean_epochs"]
-    parts.append(f"## Ranking (best {len(shown)})\n\n" + markdown_table(shown, columns, FORMATS))
     if (run / "results/final/summary.tsv").exists():
-        summary = read_table(run / "results/final/summary.tsv")
-        columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
-        columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy"]
-        columns += ["whole_dataset_accuracy"]
-        parts.append("## Retrained networks\n\n" + markdown_table(summary, columns, FORMATS))
         from mnist_mlp.figures import search_overview_stage
 
         search_overview_stage(
-            run / "results/search/ranking.tsv",
-            run / "results/final/summary.tsv",
-            out / "search_overview.png",
+            run / RANKING, run / "results/final/summary.tsv", out / "search_overview.png"
         )
     else:  # no retrained trials and no winner yet: the trials so far
         import pandas as pd
@@ -204,10 +329,12 @@ def main(argv=None) -> int:
             {"reference": bool, "winner": bool}
         )
         plot_search_overview(ranking, nobody, out / "search_overview.png")
-    cost_rows, cost = cost_table(run)
-    write_table(cost_rows, out / "cost.tsv")
-    parts.append("## Cost per stage (from benchmarks/)\n\n" + cost)
-    (out / "summary.md").write_text("\n\n".join(parts) + "\n")
+    write_table(cost_table(run), out / "cost.tsv")
+    title = f"# The full run in `{run.name}`\n\n"
+    (out / "summary.md").write_text(title + section(run, out, "", args.top))
+    if args.readme:
+        prefix = f"{Path(os.path.relpath(out.resolve(), args.readme.resolve().parent))}/"
+        splice(args.readme, section(run, out, prefix, args.top))
     print((out / "summary.md").read_text())
     return 0
 

@@ -304,6 +304,7 @@ class Part:
     name: str
     seconds: float | None
     explanation: str
+    per_job: float | None = None  # the time one of the stage's jobs takes, where known
 
 
 @dataclass
@@ -606,7 +607,7 @@ def _search_part(left, seconds, running, jobs, now) -> Part:
         f"{left:,} trials left × {mean:,.0f} s (the mean of {_plural(len(seconds), 'finished')})"
         f"{already} / {at_once} jobs at once"
     )
-    return Part("search", estimate, text)
+    return Part("search", estimate, text, per_job=mean)
 
 
 def _final_part(left, seconds, epoch_seconds, sizes, running, jobs, now) -> Part:
@@ -634,7 +635,7 @@ def _final_part(left, seconds, epoch_seconds, sizes, running, jobs, now) -> Part
         f", less {duration(spent)} already run by the {len(running)} running," if spent else ""
     )
     text = f"{_plural(left, 'retraining')} × {basis}{already} / {at_once} at once"
-    return Part("final", estimate, text)
+    return Part("final", estimate, text, per_job=per)
 
 
 def _plural(count: int, noun: str) -> str:
