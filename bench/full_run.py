@@ -39,9 +39,9 @@ STATE = DOCS / "state"
 SETTINGS = "full_run.json"  # in the run's folder: its commit, cores, MNIST folder, starts
 
 
-def git(*args: str, cwd: Path = REPO) -> str:
+def git(*args: str) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+        ["git", *args], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
@@ -72,11 +72,6 @@ def make_worktree(commit: str) -> Path:
     if not run.exists():
         git("worktree", "prune")  # a worktree whose folder went with the old machine
         git("worktree", "add", "--detach", str(run), commit)
-    exclude = Path(git("rev-parse", "--git-common-dir")) / "info" / "exclude"
-    exclude = exclude if exclude.is_absolute() else REPO / exclude
-    if "runs/" not in exclude.read_text().split():
-        with open(exclude, "a") as handle:
-            handle.write("runs/\n")
     # its own venv, with the package installed from the worktree (editable): the run imports
     # its own commit's code, never this checkout's
     subprocess.run(["make", "-C", str(run), ".venv/.installed-requirements"], check=True)
