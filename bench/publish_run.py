@@ -155,8 +155,8 @@ def projection(cost_rows: list[dict], progress) -> str:
     estimates = {part.name: part.per_job for part in progress.parts}
     lines = [
         "| stage | jobs done | measured: job time less pauses (mean, median, range) "
-        "| CPU time | peak memory | projection for the whole protocol |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| CPU time | peak memory | stage wall time | projection for the whole protocol |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     total = 0.0
     stages = (
@@ -176,12 +176,15 @@ def projection(cost_rows: list[dict], progress) -> str:
                 f"{row['core_hours_less_pauses']} core-hours in all",
                 f"{row['cpu_hours']} h",
                 f"{row['peak_rss_mb_max']:,} MB",
+                f"{duration(row['stage_wall_s'])} (first start to last end, pauses included)"
+                if row["stage_wall_s"] != ""
+                else "",
             )
         else:
             per = estimates.get(part)
             per = per * THREADS[rule] if per is not None else None
             basis = "estimated by `make progress`"
-            cells = ("0", "not started", "", "")
+            cells = ("0", "not started", "", "", "")
         if per is None:
             total = math.nan
             shown = "not known yet"
@@ -194,7 +197,7 @@ def projection(cost_rows: list[dict], progress) -> str:
     eta = progress.eta
     left = f"; time left on this machine: {duration(eta)} (`make progress`)" if eta else ""
     whole = "not known yet" if math.isnan(total) else f"≈ **{total / 3600:.0f} core-hours**{left}"
-    lines.append(f"| whole protocol | | | | | {whole} |")
+    lines.append(f"| whole protocol | | | | | | {whole} |")
     return "\n".join(lines)
 
 
