@@ -102,6 +102,9 @@ def cost_table(run: Path) -> list[dict]:
                 "threads": "/".join(map(str, sorted({job["threads"] for job in jobs}))),
                 "job_wall_s_sum": round(sum(job["s"] for job in jobs), 1),
                 "job_s_less_pauses_sum": round(sum(computed), 1),
+                "core_s_less_pauses_sum": round(
+                    sum(job["computed"] * job["threads"] for job in jobs), 1
+                ),
                 "core_hours_less_pauses": round(
                     sum(job["computed"] * job["threads"] for job in jobs) / 3600, 2
                 ),
@@ -116,11 +119,19 @@ def cost_table(run: Path) -> list[dict]:
     return rows
 
 
+def cell(value, form: str) -> str:
+    if isinstance(value, bool):  # the winner and reference columns
+        return "**yes**" if value else ""
+    if isinstance(value, float) and math.isnan(value):  # no CV loss: a reference
+        return "-"
+    return form.format(value)
+
+
 def markdown_table(table, columns: list[str], formats: dict[str, str]) -> str:
     head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
     lines = []
     for row in table.to_dict("records"):
-        cells = [formats.get(c, "{}").format(row[c]) for c in columns]
+        cells = [cell(row[c], formats.get(c, "{}")) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines)
 
@@ -166,7 +177,7 @@ def projection(cost_rows: list[dict], progress) -> str:
     for rule, part, count in stages:
         row = measured.get(rule)
         if row:
-            per = row["core_hours_less_pauses"] * 3600 / row["jobs"]
+            per = row["core_s_less_pauses_sum"] / row["jobs"]
             basis = "the measured mean"
             mean = row["job_s_less_pauses_sum"] / row["jobs"]
             cells = (
@@ -232,11 +243,11 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
             f"cross-validated, {progress.retrained} of {progress.retrainings} retrainings done "
             f"({stamp}).**"
         )
-    parts.append(
-        f"Commit `{commit}`, {progress.cores} cores, no GPU; "
-        + "; ".join(starts)
-        + f". Published copy: [{prefix}]({prefix}summary.md)."
-    )
+    where = f"Commit `{commit}`, {progress.cores} cores, no GPU"
+    where += "".join(f"; {start}" for start in starts) + "."
+    if prefix:
+        where += f" Published copy: [{prefix}]({prefix}summary.md)."
+    parts.append(where)
     ranking, ranked = ranking_of(run)
     so_far = "" if ranked else f" of the {len(ranking)} cross-validated so far"
     shown = ranking.head(top)
@@ -281,8 +292,22 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
             ("gradient_ascent_output.png", "Gradient ascent, output neurons"),
         ]
         parts += [f"![{text}]({prefix}{name})" for name, text in figures if (out / name).exists()]
-    elif progress.retrained:
-        parts.append(f"{progress.retrained} retrainings finished; the table comes at the end.")
+    elif ranked and progress.retrained:  # the final stage in progress: the retrainings so far
+        from mnist_mlp.winner import candidates_table
+
+        metrics = {
+            path.parent.name: read_json(path)
+            for path in sorted((run / "results/final").glob("*/metrics.json"))
+        }
+        table = candidates_table(metrics, ranking).sort_values(["reference", "cv_loss"])
+        columns = ["trial", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2"]
+        columns += ["cv_loss", "test_accuracy", "official_test_accuracy"]
+        columns += ["whole_dataset_accuracy"]
+        parts.append(
+            f"The {len(table)} networks retrained so far ({config['final']['epochs']} epochs on "
+            "the whole training part); the winner is chosen when all are:\n\n"
+            + markdown_table(table, columns, FORMATS)
+        )
     table = projection(cost_table(run), progress)
     parts.append("**Cost**, from the finished jobs' `benchmarks/`:\n\n" + table)
     # paragraphs wrapped as the rest of the README; tables and images as they are
