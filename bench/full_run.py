@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import platform
 import signal
 import subprocess
 import sys
@@ -110,8 +110,20 @@ def start(args) -> None:
     launch(run, settings, "started")
 
 
+def running(run: Path) -> int | None:
+    """The pid of the run's Snakemake while it lives (paused included)."""
+    try:
+        pid = int((run / "snakemake.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def resume(args) -> None:
     run = the_run()
+    if pid := running(run):
+        sys.exit(f"the run is still going (pid {pid}; paused? `continue` it): not started twice")
     if (run / SETTINGS).exists():  # launched here before: the same machine
         settings = json.loads((run / SETTINGS).read_text())
         snakemake(run, "--unlock", "--cores", "1", "--config", f"mnist_dir={settings['mnist_dir']}")
@@ -120,9 +132,12 @@ def resume(args) -> None:
     manifest = json.loads((STATE / runstate.MANIFEST).read_text())
     run = make_worktree(manifest["commit"])
     settings = {"commit": manifest["commit"], "cores": args.cores, "mnist_dir": str(args.mnist_dir)}
-    saved = STATE / SETTINGS
-    if saved.exists():
-        settings["starts"] = json.loads(saved.read_text()).get("starts", [])
+    settings["starts"] = manifest["extra"].get("starts", [])
+    if manifest["python"] != platform.python_version():
+        print(
+            f"warning: saved under Python {manifest['python']}, resumed under "
+            f"{platform.python_version()}: if the code hashes differ, Snakemake reruns everything"
+        )
     # the data stage again (its outputs are not carried), then the saved work on top of it
     snakemake(run, "split_train_test", "--cores", "1", "--config", f"mnist_dir={args.mnist_dir}")
     runstate.restore(STATE, run)
@@ -137,11 +152,7 @@ def signal_run(sig: signal.Signals) -> None:
 
 def save(args) -> None:
     run = the_run()
-    for path in DOCS.glob("*"):  # the published copy is made again; the state below
-        if path.is_file():
-            path.unlink()
-    manifest = runstate.save(run, STATE)
-    shutil.copy2(run / SETTINGS, STATE / SETTINGS)
+    manifest = runstate.save(run, STATE, extra=json.loads((run / SETTINGS).read_text()))
     print(f"saved {len(manifest['outputs'])} finished outputs in {STATE}")
     import publish_run
 

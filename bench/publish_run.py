@@ -53,14 +53,27 @@ RESULTS = {  # each rule's result, which records the threads its job ran with
 }
 
 
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def benchmarks(run: Path, rule: str) -> list[dict]:
     """Each finished job's benchmark row, its threads, and its time less pauses."""
     folder = "search" if rule == "cross_validate" else "final"
     rows = []
     for path in sorted((run / "benchmarks" / folder / rule).glob("*.tsv")):
         with open(path, newline="") as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        job = {"trial": path.stem, **{key: float(row[key]) for key in ("s", "max_rss", "cpu_time")}}
+            row = next(csv.DictReader(handle, delimiter="\t"), None)
+        if row is None:
+            continue  # written by a job that did not finish
+        # "NA" where Snakemake took no sample (a job shorter than a second): NaN
+        job = {
+            "trial": path.stem,
+            **{key: number(row[key]) for key in ("s", "max_rss", "cpu_time")},
+        }
         result = run / RESULTS[rule].format(trial=path.stem)
         job["threads"] = int(read_json(result).get("threads", 1)) if result.exists() else 1
         job["computed"] = job_seconds(job["s"], job["cpu_time"], job["threads"])
@@ -208,7 +221,7 @@ def projection(cost_rows: list[dict], progress) -> str:
     eta = progress.eta
     left = f"; time left on this machine: {duration(eta)} (`make progress`)" if eta else ""
     whole = "not known yet" if math.isnan(total) else f"≈ **{total / 3600:.0f} core-hours**{left}"
-    lines.append(f"| whole protocol | | | | | | {whole} |")
+    lines.append(f"| both training stages | | | | | | {whole} |")
     return "\n".join(lines)
 
 
@@ -235,15 +248,21 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
     commit = read_json(settings)["commit"][:7] if settings.exists() else run.name
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = []
+    counts = (
+        f"{progress.cross_validated} of {progress.trials} trials cross-validated, "
+        f"{progress.retrained} of {progress.retrainings} retrainings done"
+    )
     if progress.stage == "done":
         parts.append(f"**Status: finished** ({stamp}).")
+    elif progress.running:
+        parts.append(f"**Status: in progress, {counts} ({stamp}).**")
     else:
-        parts.append(
-            f"**Status: in progress, {progress.cross_validated} of {progress.trials} trials "
-            f"cross-validated, {progress.retrained} of {progress.retrainings} retrainings done "
-            f"({stamp}).**"
-        )
-    where = f"Commit `{commit}`, {progress.cores} cores, no GPU"
+        parts.append(f"**Status: unfinished, {counts}** ({stamp}; Snakemake is not running).")
+    devices = {
+        read_json(path).get("device", "cpu")
+        for path in sorted((run / "results/search/cv").glob("t*.json"))[:5]
+    }
+    where = f"Commit `{commit}`, {progress.cores} cores, device {'/'.join(sorted(devices))}"
     where += "".join(f"; {start}" for start in starts) + "."
     if prefix:
         where += f" Published copy: [{prefix}]({prefix}summary.md)."
@@ -268,17 +287,19 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
         columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy"]
         columns += ["whole_dataset_accuracy"]
+        references = len(config["final"].get("references") or {})
         parts.append(
-            "The retrained networks (the top "
-            f"{config['final']['top_k']} and the reference, {config['final']['epochs']} epochs "
-            "on the whole training part), the winner marked:\n\n"
+            f"The retrained networks (the top {config['final']['top_k']} and "
+            f"{references} reference{'s' * (references != 1)}, {config['final']['epochs']} "
+            "epochs on the whole training part), the winner marked:\n\n"
             + markdown_table(summary, columns, FORMATS)
         )
         winner = read_json(run / "results/winner/winner.json")
         accuracy = winner["test_accuracy"]
         versus = "above" if accuracy > REPORT_ACCURACY else "below"
         parts.append(
-            f"The winner, {winner['trial']}, reaches **{accuracy:.2%}** on the held-out 15 % "
+            f"The winner, {winner['trial']}, reaches **{accuracy:.2%}** on the held-out "
+            f"{config['test_fraction'] * 100:g} % "
             f"test part: {abs(accuracy - REPORT_ACCURACY) * 100:.2f} points {versus} the "
             f"report's 97.93 %."
         )
@@ -342,6 +363,8 @@ def main(argv=None) -> int:
     ranking, ranked = ranking_of(run)
     if not ranked:
         write_table(ranking, out / "ranking_so_far.tsv")
+    else:  # superseded by ranking.tsv
+        (out / "ranking_so_far.tsv").unlink(missing_ok=True)
     if (run / "results/final/summary.tsv").exists():
         from mnist_mlp.figures import search_overview_stage
 

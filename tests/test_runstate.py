@@ -13,19 +13,23 @@ from mnist_mlp.errors import UserFacingError
 DATA = "results/data/mnist.npz"
 
 
-def finished(run, output, content, incomplete=False, data=b"pixels"):
-    """An output as a finished (or, ``incomplete``, a running) job leaves it, with its record."""
+def finished(run, output, content, running=False, data=b"pixels"):
+    """An output as a finished job leaves it, with its record; ``running``: its job runs again
+    now (Snakemake's incomplete marker beside the record of the earlier run)."""
     path = run / output
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
     record = {
-        "incomplete": incomplete,
+        "incomplete": False,
         "input_checksums": {DATA: "sha256:" + hashlib.sha256(data).hexdigest()},
         "log": [f"logs/{output}.log"],
     }
-    metadata = run / runstate.METADATA
-    metadata.mkdir(parents=True, exist_ok=True)
-    (metadata / runstate.record_name(output)).write_text(json.dumps(record))
+    name = runstate.record_name(output)
+    (run / runstate.METADATA).mkdir(parents=True, exist_ok=True)
+    (run / runstate.METADATA / name).write_text(json.dumps(record))
+    if running:
+        (run / ".snakemake/incomplete").mkdir(parents=True, exist_ok=True)
+        (run / ".snakemake/incomplete" / name).write_text("")
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def run(tmp_path):
     run = tmp_path / "run"
     finished(run, DATA, "pixels")
     finished(run, "results/search/cv/t0000.json", '{"status": "ok"}')
-    finished(run, "results/search/cv/t0001.json", "{}", incomplete=True)  # running when saved
+    finished(run, "results/search/cv/t0001.json", "{}", running=True)  # rerun when saved
     (run / "benchmarks/search/cross_validate").mkdir(parents=True)
     (run / "benchmarks/search/cross_validate/t0000.tsv").write_text("s\n100\n")
     (run / ".snakemake/log").mkdir(parents=True)
@@ -54,6 +58,11 @@ def test_save_carries_finished_outputs_records_and_benchmarks_not_data(run, tmp_
     assert (state / "benchmarks/search/cross_validate/t0000.tsv").exists()
     assert (state / ".snakemake/log/2026.snakemake.log").exists()
     assert set(manifest["regenerated_inputs"]) == {DATA}
+    assert not (tmp_path / "state.partial").exists()
+    # saved again over the earlier copy: the earlier copy's files do not linger
+    (run / "results/search/cv/t0000.json").unlink()
+    assert runstate.save(run, state)["outputs"] == []
+    assert not (state / "results/search/cv/t0000.json").exists()
 
 
 def test_restore_needs_the_same_data_and_dates_the_outputs_after_it(run, tmp_path):

@@ -1,7 +1,7 @@
 """Move a run's finished work to another machine: ``python -m mnist_mlp.runstate save RUN STATE``
 and ``python -m mnist_mlp.runstate restore STATE RUN``.
 
-The full protocol takes about 21 core-hours; a machine can be replaced (or a run moved from a
+The full protocol takes many core-hours (README); a machine can be replaced (or a run moved from a
 laptop to a cluster) long before it ends. ``save`` copies into STATE what Snakemake needs to
 count the finished jobs as done elsewhere: every output with Snakemake's record of a finished
 job (``.snakemake/metadata/``), those records, ``benchmarks/`` and the main Snakemake logs (the
@@ -14,7 +14,7 @@ with the same bytes.
 (``snakemake --cores 1 split_train_test``); it checks that the data has the bytes the saved jobs
 read (their records hold its SHA-256), copies the state in and dates the restored outputs now,
 so that they are newer than the data. Snakemake then counts them as done and computes only the
-rest. Standard library only.
+rest. Standard library and PyYAML (through ``progress``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import UserFacingError
+from .io import copy_file
+from .progress import incomplete_outputs
 
 METADATA = Path(".snakemake/metadata")
 REGENERATED = "results/data/"  # made again by the data stage, never carried
@@ -45,8 +48,11 @@ def record_name(output: str) -> str:
 
 
 def finished_outputs(run: Path) -> dict[str, dict]:
-    """Every output of a finished job in ``run`` that still exists, with its record."""
+    """Every output of a finished job in ``run`` that still exists, with its record. An output
+    that Snakemake marks as incomplete (its job runs now, or was interrupted) is not finished,
+    even beside a record from an earlier run of its job."""
     outputs = {}
+    running = incomplete_outputs(run)
     folder = run / METADATA
     for path in sorted(folder.iterdir()) if folder.is_dir() else ():
         try:
@@ -54,7 +60,7 @@ def finished_outputs(run: Path) -> dict[str, dict]:
             record = json.loads(path.read_text())
         except (ValueError, OSError):
             continue  # not a record of an output (Snakemake's own bookkeeping)
-        if record.get("incomplete") or not (run / output).is_file():
+        if output in running or not (run / output).is_file():
             continue
         outputs[output] = record
     return outputs
@@ -78,13 +84,17 @@ def _git_commit(run: Path) -> str | None:
 
 
 def _copy(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, destination)
+    """Copy under a temporary name, then rename (an interrupted copy leaves no partial file at
+    an output path), keeping the times."""
+    copy_file(source, destination)
+    shutil.copystat(source, destination)
 
 
-def save(run: Path, state: Path) -> dict:
-    """Copy the finished work of ``run`` into ``state`` (emptied first); returns the manifest."""
-    run, state = Path(run), Path(state)
+def save(run: Path, state: Path, extra: dict | None = None) -> dict:
+    """Copy the finished work of ``run`` into ``state`` (replacing what it held, once the new
+    copy is complete); ``extra`` goes into the manifest. Returns the manifest."""
+    run, final_state = Path(run), Path(state)
+    state = final_state.with_name(final_state.name + ".partial")
     if state.exists():
         shutil.rmtree(state)
     outputs = {
@@ -109,12 +119,19 @@ def save(run: Path, state: Path) -> dict:
     manifest = {
         "saved": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(run),
+        # the code hashes Snakemake compares come from ast.unparse, which may change with the
+        # Python version: another version there reruns everything
+        "python": platform.python_version(),
         "outputs": sorted(outputs),
         "regenerated_inputs": {
             name: digest for name, digest in sorted(inputs.items()) if name.startswith(REGENERATED)
         },
+        "extra": extra or {},
     }
     (state / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    if final_state.exists():
+        shutil.rmtree(final_state)
+    state.rename(final_state)
     return manifest
 
 
@@ -141,9 +158,11 @@ def restore(state: Path, run: Path) -> dict:
                 "another config (seed, test_fraction) or other MNIST files. Run it with the "
                 f"saved run's config ({state / 'results/run_config.yaml'}) and restore again."
             )
-    for source in sorted(state.rglob("*")):
-        if source.is_file() and source.name != MANIFEST:
-            _copy(source, run / source.relative_to(state))
+    # the outputs before their records: a restore cut short leaves no record of a missing output
+    files = [path for path in state.rglob("*") if path.is_file() and path.name != MANIFEST]
+    records = state / METADATA
+    for source in sorted(files, key=lambda path: path.is_relative_to(records)):
+        _copy(source, run / source.relative_to(state))
     # newer than the data made again before them, so that Snakemake's mtime check passes
     data_times = [(run / name).stat().st_mtime for name in manifest["regenerated_inputs"]]
     stamp = max([time.time(), *(t + 1 for t in data_times)])
