@@ -61,7 +61,7 @@ def number(text: str) -> float:
 
 
 def benchmarks(run: Path, rule: str) -> list[dict]:
-    """Each finished job's benchmark row, its threads, and its time less pauses."""
+    """Each finished job's benchmark row, its threads, and the time it computed."""
     folder = "search" if rule == "cross_validate" else "final"
     rows = []
     for path in sorted((run / "benchmarks" / folder / rule).glob("*.tsv")):
@@ -178,8 +178,9 @@ def projection(cost_rows: list[dict], progress) -> str:
     measured = {row["rule"]: row for row in cost_rows}
     estimates = {part.name: part.per_job for part in progress.parts}
     lines = [
-        "| stage | jobs done | measured: job time less pauses (mean, median, range) "
-        "| CPU time | peak memory | stage wall time | projection for the whole protocol |",
+        "| stage | jobs done | measured: compute time per job, less pauses and waits (mean, "
+        "median, range) | CPU time | peak memory | stage wall time | projection for the whole "
+        "protocol |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     total = 0.0

@@ -412,20 +412,23 @@ def test_a_missing_configfile_is_named(tmp_path, capsys):
     assert "nowhere.yaml" in capsys.readouterr().err
 
 
-def test_a_paused_job_counts_the_time_it_computed(tmp_path):
+def test_a_paused_or_slowed_job_counts_the_time_it_computed(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     paused, busy = tmp_path / "paused.tsv", tmp_path / "busy.tsv"
     # SIGSTOPped for most of its 4,438 s: 158 s of CPU sampled (a job of the full run), plus
     # half of Snakemake's 30 s sampling interval
     write(paused, header + "4438.79\t1:13:58\t1333.08\t0\t0\t0\t0\t0\t3.56\t158.20\n")
     assert benchmark_seconds(paused) == pytest.approx(173.20)
-    # a job that ran: its CPU time lags its wall time by the sampling, the wall time counts
+    # one thread slowed by other work: the CPU time it got, plus half the sampling interval
     write(busy, header + "68.05\t0:01:08\t1333.08\t0\t0\t0\t0\t0\t0.6\t43.49\n")
-    assert benchmark_seconds(busy) == pytest.approx(68.05)
+    assert benchmark_seconds(busy) == pytest.approx(58.49)
+    # one thread on a quiet machine: the last sample came late, the wall time bounds it
+    write(busy, header + "100.0\t0:01:40\t1333.08\t0\t0\t0\t0\t0\t0.99\t91.0\n")
+    assert benchmark_seconds(busy) == pytest.approx(100.0)
     # two threads, paused for half of its time: CPU time per thread
     write(busy, header + "1000.0\t0:16:40\t1.0\t0\t0\t0\t0\t0\t0.9\t800.0\n")
     assert benchmark_seconds(busy, threads=2) == pytest.approx(415.0)
-    assert benchmark_seconds(busy, threads=1) == pytest.approx(1000.0)
+    assert benchmark_seconds(busy, threads=1) == pytest.approx(815.0)
     write(busy, "s\th:m:s\tmax_rss\n100.0\t0:01:40\t1.0\n")  # no cpu_time column: wall seconds
     assert benchmark_seconds(busy) == pytest.approx(100.0)
 

@@ -25,7 +25,7 @@ once every trial is cross-validated), so the estimate is the sum of
 
 - search: the trials left (running ones included) times the mean time of the finished
   cross-validation jobs (the ``s`` column of ``benchmarks/search/cross_validate/<trial>.tsv``,
-  or, for a job that was clearly paused, the time it computed: ``job_seconds``),
+  or rather the time it computed, less pauses and waits: ``job_seconds``),
   less the time the running ones have already spent (at most that mean each), divided by the
   jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
 - final: the retrainings left (the top ``final.top_k`` trials that did not diverge, plus the
@@ -196,11 +196,15 @@ def _listing(folder) -> set[str]:
 
 
 def job_seconds(wall: float, cpu: float | None, threads: int = 1) -> float:
-    """A finished job's time: its wall seconds, unless it was clearly paused (SIGSTOP, a laptop
-    asleep, or starved by other work: under half a core-second per second and thread); then
-    the time it computed, its CPU seconds per thread plus 15 s, since Snakemake samples the
-    CPU time only every 30 s after a job's first 15 s."""
-    if cpu and cpu > 0 and cpu / threads < 0.5 * wall:
+    """A finished job's time: the time it computed, not the time it waited (SIGSTOP, a laptop
+    asleep, other work on the machine). Snakemake samples a job's CPU time twice a second for
+    its first 15 s, then every 30 s, so the last sample misses up to 30 s: a one-thread job
+    computed its CPU seconds plus 15 s, at most its wall time. A job of more threads uses them
+    only in part, so its wall time counts unless it was clearly paused (under half a
+    core-second per second and thread); then its CPU seconds per thread plus 15 s."""
+    if not cpu or not cpu > 0:  # no sample (a job under a second), or no cpu_time column
+        return wall
+    if threads == 1 or cpu / threads < 0.5 * wall:
         return min(wall, cpu / threads + 15)
     return wall
 
