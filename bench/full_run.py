@@ -79,7 +79,7 @@ def make_worktree(commit: str) -> Path:
 
 
 def launch(run: Path, settings: dict, event: str) -> None:
-    settings.setdefault("starts", []).append(f"{event} at {now()}")
+    settings.setdefault("starts", []).append(f"{event} at {now()} on {runstate.machine()}")
     (run / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
     command = [str(run / ".venv/bin/python"), "-m", "snakemake", "--cores", str(settings["cores"])]
     command += ["--config", f"mnist_dir={settings['mnist_dir']}", "--rerun-incomplete"]

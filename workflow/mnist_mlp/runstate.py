@@ -76,6 +76,25 @@ def checksum(path: Path, recorded: str) -> str:
     return f"{algorithm}:{digest.hexdigest()}" if ":" in recorded else digest.hexdigest()
 
 
+def machine() -> str:
+    """This machine's CPU and the widest vector instructions it has: another kind of CPU gives
+    other last bits (README, "Threads, devices and reproducibility")."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    widest = next((f for f in ("avx512f", "avx2", "avx") if f in flags), None)
+    return f"{model}, {os.cpu_count()} cores" + (f", {widest}" if widest else "")
+
+
 def _git_commit(run: Path) -> str | None:
     result = subprocess.run(
         ["git", "-C", str(run), "rev-parse", "HEAD"], capture_output=True, text=True
@@ -122,6 +141,7 @@ def save(run: Path, state: Path, extra: dict | None = None) -> dict:
         # the code hashes Snakemake compares come from ast.unparse, which may change with the
         # Python version: another version there reruns everything
         "python": platform.python_version(),
+        "machine": machine(),
         "outputs": sorted(outputs),
         "regenerated_inputs": {
             name: digest for name, digest in sorted(inputs.items()) if name.startswith(REGENERATED)
