@@ -37,6 +37,9 @@ RUNS = REPO / "runs"
 DOCS = REPO / "docs" / "full_run"
 STATE = DOCS / "state"
 SETTINGS = "full_run.json"  # in the run's folder: its commit, cores, MNIST folder, starts
+# the trained networks (1-3 MB each) stay out of the state kept in git: after a restore on a
+# new machine their retrainings run again (about 14 core-minutes each on a 2-core CPU)
+MODELS = ("results/final/*/model.pt", "results/winner/winning_net.dat")
 
 
 def git(*args: str) -> str:
@@ -152,8 +155,12 @@ def signal_run(sig: signal.Signals) -> None:
 
 def save(args) -> None:
     run = the_run()
-    manifest = runstate.save(run, STATE, extra=json.loads((run / SETTINGS).read_text()))
-    print(f"saved {len(manifest['outputs'])} finished outputs in {STATE}")
+    settings = json.loads((run / SETTINGS).read_text())
+    manifest = runstate.save(run, STATE, extra=settings, leave_out=MODELS)
+    print(
+        f"saved {len(manifest['outputs'])} finished outputs in {STATE} (left out, as they hold "
+        f"trained networks: the {len(manifest['left_out'])} outputs of their jobs)"
+    )
     import publish_run
 
     publish_run.main([str(run), str(DOCS), "--readme", str(REPO / "README.md")])

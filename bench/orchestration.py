@@ -31,7 +31,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-THREADS = {"cross_validate": 1, "retrain": 2}  # the rules' threads
+sys.path.insert(0, str(REPO / "workflow"))
+
+from mnist_mlp.progress import THREADS  # noqa: E402  (the rules' threads, tested against them)
+
 FULL_WIDTH = {"search": {"folds": 2, "max_epochs": 1}, "final": {"epochs": 1}, "device": "cpu"}
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 

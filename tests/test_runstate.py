@@ -13,7 +13,7 @@ from mnist_mlp.errors import UserFacingError
 DATA = "results/data/mnist.npz"
 
 
-def finished(run, output, content, running=False, data=b"pixels"):
+def finished(run, output, content, running=False, data=b"pixels", job=None):
     """An output as a finished job leaves it, with its record; ``running``: its job runs again
     now (Snakemake's incomplete marker beside the record of the earlier run)."""
     path = run / output
@@ -24,6 +24,8 @@ def finished(run, output, content, running=False, data=b"pixels"):
         "input_checksums": {DATA: "sha256:" + hashlib.sha256(data).hexdigest()},
         "log": [f"logs/{output}.log"],
     }
+    if job:  # Snakemake records the same rule and job hash for each output of a job
+        record.update(rule=job[0], job_hash=job[1])
     name = runstate.record_name(output)
     (run / runstate.METADATA).mkdir(parents=True, exist_ok=True)
     (run / runstate.METADATA / name).write_text(json.dumps(record))
@@ -63,6 +65,23 @@ def test_save_carries_finished_outputs_records_and_benchmarks_not_data(run, tmp_
     (run / "results/search/cv/t0000.json").unlink()
     assert runstate.save(run, state)["outputs"] == []
     assert not (state / "results/search/cv/t0000.json").exists()
+
+
+def test_save_can_leave_out_whole_jobs_by_an_output_pattern(run, tmp_path):
+    finished(run, "results/final/t0000/model.pt", "weights", job=("retrain", 1))
+    finished(run, "results/final/t0000/metrics.json", "{}", job=("retrain", 1))
+    finished(run, "results/final/t0001/metrics.json", "{}", job=("retrain", 2))
+    manifest = runstate.save(run, tmp_path / "state", leave_out=("results/final/*/model.pt",))
+    # the job that made a model is left out whole: restored, it reruns and makes both again
+    assert manifest["left_out"] == [
+        "results/final/t0000/metrics.json",
+        "results/final/t0000/model.pt",
+    ]
+    assert manifest["outputs"] == [
+        "results/final/t0001/metrics.json",
+        "results/search/cv/t0000.json",
+    ]
+    assert not (tmp_path / "state/results/final/t0000").exists()
 
 
 def test_restore_needs_the_same_data_and_dates_the_outputs_after_it(run, tmp_path):

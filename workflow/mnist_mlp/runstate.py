@@ -8,7 +8,9 @@ job (``.snakemake/metadata/``), those records, ``benchmarks/`` and the main Snak
 cost per stage is read from them); not the jobs' own logs (about 30 kB per trial, progress
 lines), which Snakemake does not need. The data stage's outputs
 (``results/data/``, 55 MB) are left out: they are made again from the MNIST files in seconds,
-with the same bytes.
+with the same bytes. ``--leave-out PATTERN`` leaves out every job with an output that matches
+(``fnmatch``; all of the job's outputs, so that it reruns whole): for instance the trained
+networks, binary files that a state kept in git should not carry.
 
 ``restore`` needs the data stage run first in RUN, with the run's config
 (``snakemake --cores 1 split_train_test``); it checks that the data has the bytes the saved jobs
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -109,9 +112,17 @@ def _copy(source: Path, destination: Path) -> None:
     shutil.copystat(source, destination)
 
 
-def save(run: Path, state: Path, extra: dict | None = None) -> dict:
+def _job(output: str, record: dict) -> tuple:
+    """The job that made ``output``: Snakemake records the same job hash for all its outputs."""
+    return (record.get("rule"), record.get("job_hash")) if "job_hash" in record else (output,)
+
+
+def save(
+    run: Path, state: Path, extra: dict | None = None, leave_out: tuple[str, ...] = ()
+) -> dict:
     """Copy the finished work of ``run`` into ``state`` (replacing what it held, once the new
-    copy is complete); ``extra`` goes into the manifest. Returns the manifest."""
+    copy is complete), less every job with an output matching a ``leave_out`` pattern;
+    ``extra`` goes into the manifest. Returns the manifest."""
     run, final_state = Path(run), Path(state)
     state = final_state.with_name(final_state.name + ".partial")
     if state.exists():
@@ -121,6 +132,13 @@ def save(run: Path, state: Path, extra: dict | None = None) -> dict:
         for output, record in finished_outputs(run).items()
         if not output.startswith(REGENERATED)
     }
+    left_jobs = {
+        _job(output, record)
+        for output, record in outputs.items()
+        if any(fnmatch.fnmatch(output, pattern) for pattern in leave_out)
+    }
+    left_out = sorted(o for o, record in outputs.items() if _job(o, record) in left_jobs)
+    outputs = {o: record for o, record in outputs.items() if _job(o, record) not in left_jobs}
     files = set(outputs)
     for folder in CARRIED_FOLDERS:
         files.update(
@@ -143,6 +161,7 @@ def save(run: Path, state: Path, extra: dict | None = None) -> dict:
         "python": platform.python_version(),
         "machine": machine(),
         "outputs": sorted(outputs),
+        "left_out": left_out,  # finished, but recomputed after a restore
         "regenerated_inputs": {
             name: digest for name, digest in sorted(inputs.items()) if name.startswith(REGENERATED)
         },
@@ -197,15 +216,23 @@ def main(argv=None) -> int:
     saving = commands.add_parser("save", help="copy RUN's finished work into STATE")
     saving.add_argument("run", type=Path)
     saving.add_argument("state", type=Path)
+    saving.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out the jobs with an output matching PATTERN (fnmatch; repeatable)",
+    )
     restoring = commands.add_parser("restore", help="copy STATE into RUN (data stage run)")
     restoring.add_argument("state", type=Path)
     restoring.add_argument("run", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "save":
-            manifest = save(args.run, args.state)
+            manifest = save(args.run, args.state, leave_out=tuple(args.leave_out))
             print(
                 f"saved {len(manifest['outputs'])} finished outputs of {args.run} in {args.state}"
+                + (f", left out {len(manifest['left_out'])}" if manifest["left_out"] else "")
             )
         else:
             manifest = restore(args.state, args.run)
