@@ -161,9 +161,9 @@ def save(args) -> None:
         f"saved {len(manifest['outputs'])} finished outputs in {STATE} (left out, as they hold "
         f"trained networks: the {len(manifest['left_out'])} outputs of their jobs)"
     )
-    import publish_run
-
-    publish_run.main([str(run), str(DOCS), "--readme", str(REPO / "README.md")])
+    # with the run's venv (pandas, matplotlib), whichever Python runs this script
+    publish = [str(run / ".venv/bin/python"), str(REPO / "bench/publish_run.py"), str(run)]
+    subprocess.run([*publish, str(DOCS), "--readme", str(REPO / "README.md")], check=True)
 
 
 def main(argv=None) -> int:
