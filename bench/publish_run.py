@@ -173,8 +173,8 @@ END = "<!-- full-run:end -->"
 
 def projection(cost_rows: list[dict], progress) -> str:
     """The cost table: each stage measured so far beside the whole protocol's projection (its
-    jobs times the mean core-seconds of the finished ones, or ``make progress``'s estimate of
-    one job before any has finished)."""
+    jobs times the mean core-seconds of the finished ones once all have finished, else times
+    ``make progress``'s mean per job: the finished ones as measured, the rest estimated)."""
     measured = {row["rule"]: row for row in cost_rows}
     estimates = {part.name: part.per_job for part in progress.parts}
     lines = [
@@ -193,6 +193,10 @@ def projection(cost_rows: list[dict], progress) -> str:
         if row:
             per = row["core_s_less_pauses_sum"] / row["jobs"]
             basis = "the measured mean"
+            if row["jobs"] < count and estimates.get(part) is not None:
+                # the first to finish are the small networks: the rest by their own estimates
+                per = estimates[part] * THREADS[rule]
+                basis = f"{row['jobs']} measured, the rest estimated by `make progress`"
             mean = row["job_s_less_pauses_sum"] / row["jobs"]
             cells = (
                 f"{row['jobs']} ({row['threads']} thread{'s' * (row['threads'] != '1')} each)",

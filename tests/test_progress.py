@@ -165,8 +165,8 @@ def test_mid_search_counts_running_jobs_and_eta(tmp_path):
     flat = " ".join(text.split())  # the explanations are wrapped
     assert "15 trials left × 200 s (the mean of 5 finished), less 4 min 10 s already run" in flat
     assert "/ 2 jobs at once" in flat
-    assert "4 retrainings × ~500 s (from the CV epoch times of the current 3 best trials" in flat
-    assert "1.00 s per epoch of 30,600 images, scaled to 51,000 images × 300 epochs" in flat
+    assert "4 retrainings × ~500 s on average (each of the current 3 best trials' CV" in flat
+    assert "0.80-1.20 s per epoch of 30,600 images, scaled to 51,000 images × 300 epochs" in flat
     assert ".snakemake/log/2026-11-29T205548.270545.snakemake.log" in text
 
 
@@ -236,13 +236,33 @@ def test_search_done_final_running(tmp_path):
         ("retrain", "ref_a", "epoch 120/300")
     ]
     assert [part.name for part in state.parts] == ["final"]
-    # 2 left (t0000 and ref_a) × 600 s (the finished one's benchmark), less 100 s run, 2 at once
-    assert state.eta == pytest.approx((2 * 600 - 100) / 2)
+    # t0002 took 600 s against its estimate of 500 s (1.0 s per CV epoch, scaled): t0000 (the
+    # same epoch time) 1.2 × 500 s; ref_a (no CV) 1.2 × the trials' mean, but it is running:
+    # 180 epochs left at its log's 2.00 s each; two at once
+    assert state.eta == pytest.approx((1.2 * 500 + 2.0 * 180) / 2)
     text = report(state, NOW)
     assert "1/3 retrainings (top 2 + 1 reference)" in text
     assert "retrain ref_a: epoch 120/300, running 1 min 40 s" in text
-    assert "ETA 9 min 10 s (" in text
-    assert "2 retrainings × ~600 s (the mean of 1 finished)" in " ".join(text.split())
+    assert "ETA 8 min 0 s (" in text
+    flat = " ".join(text.split())
+    assert "2 retrainings × ~600 s on average (each of the ranking's 2 best trials' CV" in flat
+    assert "× 1.20, what the 1 finished took against their own estimates)" in flat
+    assert "less 4 min 0 s for the 1 running (their epochs)" in flat
+
+
+def test_final_estimates_follow_each_trials_size_scaled_by_the_finished(tmp_path):
+    """A small network finishes first: the rest are estimated each from its own CV epoch time,
+    scaled by what the finished took against its estimate, not by the finished one's time."""
+    workdir = final_running(tmp_path)
+    write_cv(workdir, "t0000", loss=0.2, folds=((10, 20.0),), seconds=100)  # 2 s per epoch
+    (workdir / ".snakemake/locks/0.input.lock").unlink()  # ref_a interrupted: starts again
+    state = collect(workdir, now=NOW)
+    (final,) = state.parts
+    # t0000: 1.2 × 1,000 s; ref_a: 1.2 × the mean of t0002's 500 s and t0000's 1,000 s
+    assert final.seconds == pytest.approx((1.2 * 1000 + 1.2 * 750) / 2)
+    # the stage's mean job, the finished one as it ran: the projection of the whole stage
+    assert final.per_job == pytest.approx((600 + 1200 + 900) / 3)
+    assert "1.00-2.00 s per epoch" in final.explanation
 
 
 def test_a_stale_ranking_of_fewer_trials_is_not_used(tmp_path):
@@ -457,3 +477,20 @@ def test_threads_are_the_rules_own():
     for rule, threads in progress.THREADS.items():
         block = rules.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
         assert re.search(rf"^\s+threads: {threads}$", block, re.MULTILINE), rule
+
+
+def test_a_running_jobs_epoch_time_is_its_newest_epochs_median(tmp_path):
+    """The first epochs hold the start-up (imports, warm-up): the newest 10 set the pace."""
+    times = [9.0, 3.0] + [2.0] * 9 + [2.5]
+    log = tmp_path / "t.log"
+    write(
+        log,
+        "".join(
+            log_line(f"epoch {i}/300 train_loss 0.1 valid_loss 0.2 valid_acc 0.9 seconds {s:.2f}")
+            for i, s in enumerate(times, start=1)
+        )
+        + log_line("a message after the epoch lines"),
+    )
+    assert progress.job_activity(log) == ("epoch 12/300", 2.0)
+    write(log, log_line("trial {'trial': 't0001'} on 51000 images"))
+    assert progress.job_activity(log) == ("trial {'trial': 't0001'} on 51000 images", None)

@@ -28,14 +28,18 @@ once every trial is cross-validated), so the estimate is the sum of
   or rather the time it computed, less pauses and waits: ``job_seconds``),
   less the time the running ones have already spent (at most that mean each), divided by the
   jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
-- final: the retrainings left (the top ``final.top_k`` trials that did not diverge, plus the
-  references) times the time of one. Once a retraining has finished, that is the mean ``s`` of
-  ``benchmarks/final/retrain/<trial>.tsv``; before, it is estimated from the cross-validation
-  epoch times of the current best ``top_k`` trials (seconds per epoch of each fold's fit, read
-  from their ``results/search/cv/<trial>.json``), scaled from the images of a CV fit (the
-  training folds less skorch's 20 % validation split: 30,600 of the 51,000 training images at
-  4 folds) to all the training images and ``final.epochs`` epochs (one thread, as the CV
-  jobs). Running retrainings count as for the search, and jobs at once are ``cores // 1``.
+- final: the sum over the retrainings left (the top ``final.top_k`` trials that did not
+  diverge, plus the references) of each one's time. A trial's own cross-validation epoch time
+  (seconds per epoch of its fold fits, from ``results/search/cv/<trial>.json``) is scaled from
+  the images of a CV fit (the training folds less skorch's 20 % validation split: 30,600 of
+  the 51,000 training images at 4 folds) to all the training images and ``final.epochs``
+  epochs (one thread, as the CV jobs); a reference, which has no CV result, gets the mean of
+  the trials'. The networks differ in size by 10x or more, so the small ones finish first:
+  once retrainings have finished, the estimates are scaled by what those took (the ``s`` of
+  ``benchmarks/final/retrain/<trial>.tsv``, as ``job_seconds``) against their own estimates,
+  rather than replaced by their mean. A running retraining counts with its epochs left times
+  the median time of its newest epochs (its log's "epoch e/E ... seconds s" lines), else as
+  for the search; jobs at once are ``cores // 1``.
 
 ``select_winner`` and the figures take about a minute and are not estimated. ``--cores`` is the
 ``--cores`` of the run; by default the "Provided cores" of the newest Snakemake log, else this
@@ -117,6 +121,7 @@ OTHER_OUTPUTS = re.compile(
     r"|results/final/summary\.tsv|results/figures/\w+_(layer1|layer2|output)\.png"
 )
 EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
+EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
 WIDTH = 100  # the report's lines are wrapped at this width
 LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,831 INFO name: "
 
@@ -237,18 +242,19 @@ def _tail(path: Path, size: int = 8192) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def job_activity(log: Path) -> str:
+def job_activity(log: Path) -> tuple[str, float | None]:
     """How far a running job is: its newest epoch line ("fold 2/4 epoch 17/100"), else its
-    newest log message."""
+    newest log message; and the median time of its newest epochs (up to 10), where logged."""
     lines = _tail(log)
-    for line in reversed(lines):
-        match = EPOCH_LINE.search(line)
-        if match and "INFO" in line:
-            return match.group(1)
+    epoch_lines = [line for line in lines if "INFO" in line and EPOCH_LINE.search(line)]
+    times = [float(m[1]) for line in epoch_lines[-10:] if (m := EPOCH_SECONDS.search(line))]
+    per_epoch = sorted(times)[len(times) // 2] if times else None
+    if epoch_lines:
+        return EPOCH_LINE.search(epoch_lines[-1]).group(1), per_epoch
     if not lines:
-        return "no log line yet"
+        return "no log line yet", None
     message = LOG_MESSAGE.sub("", lines[-1])
-    return message if len(message) <= 60 else message[:57] + "..."
+    return (message if len(message) <= 60 else message[:57] + "..."), None
 
 
 def main_log(directory: Path) -> Path | None:
@@ -299,6 +305,7 @@ class Job:
     log: str  # relative to the working directory
     started: float | None  # None: interrupted, not running
     activity: str
+    seconds_per_epoch: float | None = None  # its newest epochs' median, where its log says
 
 
 @dataclass
@@ -459,16 +466,18 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     else:
         retrainings = min(top_k, n_trials - diverged) + len(references)
     retrain_benchmarks = _listing(directory / "benchmarks/final/retrain")
-    retrained, retrain_seconds = 0, []
+    retrained, retrain_seconds, not_retrained = 0, {}, []
     for trial in [*candidates, *references]:
-        if done(f"results/final/{trial}/metrics.json"):
-            retrained += 1
-            if f"{trial}.tsv" in retrain_benchmarks:
-                seconds = benchmark_seconds(
-                    directory / f"benchmarks/final/retrain/{trial}.tsv", THREADS["retrain"]
-                )
-                if seconds is not None:
-                    retrain_seconds.append(seconds)
+        if not done(f"results/final/{trial}/metrics.json"):
+            not_retrained.append(trial)
+            continue
+        retrained += 1
+        if f"{trial}.tsv" in retrain_benchmarks:
+            seconds = benchmark_seconds(
+                directory / f"benchmarks/final/retrain/{trial}.tsv", THREADS["retrain"]
+            )
+            if seconds is not None:
+                retrain_seconds[trial] = seconds
     figures_done = sum(done(path) for path in FIGURES)
     winner = None
     if done(WINNER):
@@ -504,7 +513,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
                 if stale:
                     interrupted.append(Job(rule, trial, log, None, ""))
                 else:
-                    jobs.append(Job(rule, trial, log, started, job_activity(directory / log)))
+                    jobs.append(Job(rule, trial, log, started, *job_activity(directory / log)))
                 break
         else:  # a rule this module does not know
             if not OTHER_OUTPUTS.fullmatch(path) and not stale:
@@ -543,13 +552,16 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             )
         )
     if stage in ("data", "search", "final"):
-        cv_paths = (
-            os.path.join(cv_dir, f"{trial}.json") for trial in candidates if trial in results
-        )
-        epoch_seconds = [s for s in map(_cv_epoch_seconds, cv_paths) if s]
+        epoch_seconds = {
+            trial: seconds
+            for trial in candidates
+            if trial in results
+            and (seconds := _cv_epoch_seconds(os.path.join(cv_dir, f"{trial}.json")))
+        }
         parts.append(
             _final_part(
                 retrainings - retrained,
+                not_retrained,
                 retrain_seconds,
                 epoch_seconds,
                 dict(
@@ -614,32 +626,67 @@ def _search_part(left, seconds, running, jobs, now) -> Part:
     return Part("search", estimate, text, per_job=mean)
 
 
-def _final_part(left, seconds, epoch_seconds, sizes, running, jobs, now) -> Part:
+def _final_part(left, not_retrained, finished, epoch_seconds, sizes, running, jobs, now) -> Part:
+    """``not_retrained``: the retrainings left where known (at most ``left``; the best trials so
+    far stand in for the ranking's); ``finished``: the finished ones' seconds by trial;
+    ``epoch_seconds``: the candidates' CV seconds per epoch by trial."""
     if left <= 0:
         return Part("final", 0.0, "every retraining done; choosing the winner")
-    if seconds:
-        per = sum(seconds) / len(seconds)
-        basis = f"~{per:,.0f} s (the mean of {_plural(len(seconds), 'finished')})"
-    elif epoch_seconds:
-        per_epoch = sum(epoch_seconds) / len(epoch_seconds)
-        per = per_epoch * sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
-        which = "ranking's" if sizes["ranked"] else "current"
-        basis = (
-            f"~{per:,.0f} s (from the CV epoch times of the {which} "
-            f"{_plural(len(epoch_seconds), 'best trial')}, {per_epoch:.2f} s per epoch of "
-            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
-            f"{sizes['epochs']} epochs)"
+    scale = sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
+    predicted = {trial: seconds * scale for trial, seconds in epoch_seconds.items()}
+    if predicted:
+        typical = sum(predicted.values()) / len(predicted)  # a reference's, or an unknown trial's
+        measured = [trial for trial in finished if trial in predicted]
+        factor = (
+            sum(finished[t] for t in measured) / sum(predicted[t] for t in measured)
+            if measured
+            else 1.0
         )
+        estimates = {trial: factor * predicted.get(trial, typical) for trial in not_retrained}
+        total = sum(estimates.values()) + (left - len(estimates)) * factor * typical
+        which = "ranking's" if sizes["ranked"] else "current"
+        low, high = min(epoch_seconds.values()), max(epoch_seconds.values())
+        per_epoch = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+        basis = (
+            f"~{total / left:,.0f} s on average (each of the {which} {len(epoch_seconds)} best "
+            f"trials' CV epoch time, {per_epoch} s per epoch of "
+            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
+            f"{sizes['epochs']} epochs; a reference: their mean"
+        )
+        if measured:
+            basis += (
+                f"; × {factor:.2f}, what the {_plural(len(measured), 'finished')} took against "
+                "their own estimates"
+            )
+        basis += ")"
+    elif finished:
+        estimates = {}
+        total = left * sum(finished.values()) / len(finished)
+        basis = f"~{total / left:,.0f} s (the mean of {_plural(len(finished), 'finished')})"
     else:
         return Part("final", None, "not known yet: no cross-validation job has finished")
-    spent = _spent(running, per, now)
+    # a running one: its epochs left × its newest epochs' time where its log says (not its time
+    # so far: that holds the start-up), else as the search's
+    change = 0.0  # to the total: minus what the running ones have done
+    for job in running:
+        if not job.started:
+            continue  # interrupted: starts again
+        elapsed = max(now - job.started, 0.0)
+        own = estimates.get(job.trial, total / left)
+        epochs = re.fullmatch(r"epoch (\d+)/(\d+)", job.activity)
+        if epochs and job.seconds_per_epoch:
+            change += job.seconds_per_epoch * (int(epochs[2]) - int(epochs[1])) - own
+        else:
+            change -= min(elapsed, own)
     at_once = min(jobs, left)
-    estimate = max(left * per - spent, 0.0) / at_once
-    already = (
-        f", less {duration(spent)} already run by the {len(running)} running," if spent else ""
-    )
+    estimate = max(total + change, 0.0) / at_once
+    already = ""
+    if change:
+        verb = "less" if change < 0 else "plus"
+        already = f", {verb} {duration(abs(change))} for the {len(running)} running (their epochs),"
     text = f"{_plural(left, 'retraining')} × {basis}{already} / {at_once} at once"
-    return Part("final", estimate, text, per_job=per)
+    per_job = (sum(finished.values()) + total) / (len(finished) + left)  # finished ones as run
+    return Part("final", estimate, text, per_job=per_job)
 
 
 def _plural(count: int, noun: str) -> str:
