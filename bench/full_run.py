@@ -38,7 +38,7 @@ DOCS = REPO / "docs" / "full_run"
 STATE = DOCS / "state"
 SETTINGS = "full_run.json"  # in the run's folder: its commit, cores, MNIST folder, starts
 # the trained networks (1-3 MB each) stay out of the state kept in git: after a restore on a
-# new machine their retrainings run again (about 14 core-minutes each on a 2-core CPU)
+# new machine their retrainings run again (260-1,304 s each in the full run, 730 s on average)
 MODELS = ("results/final/*/model.pt", "results/winner/winning_net.dat")
 
 

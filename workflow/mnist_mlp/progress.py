@@ -122,6 +122,7 @@ OTHER_OUTPUTS = re.compile(
 )
 EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
 EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
+RETRAIN_EPOCH = re.compile(r"epoch (\d+)/(\d+)")  # a retraining's activity (no folds)
 WIDTH = 100  # the report's lines are wrapped at this width
 LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,831 INFO name: "
 
@@ -669,15 +670,12 @@ def _final_part(left, not_retrained, finished, epoch_seconds, sizes, running, jo
     # so far: that holds the start-up), else as the search's
     change = 0.0  # to the total: minus what the running ones have done
     for job in running:
-        if not job.started:
-            continue  # interrupted: starts again
-        elapsed = max(now - job.started, 0.0)
         own = estimates.get(job.trial, total / left)
-        epochs = re.fullmatch(r"epoch (\d+)/(\d+)", job.activity)
-        if epochs and job.seconds_per_epoch:
+        epochs = RETRAIN_EPOCH.fullmatch(job.activity)
+        if job.started and epochs and job.seconds_per_epoch:
             change += job.seconds_per_epoch * (int(epochs[2]) - int(epochs[1])) - own
         else:
-            change -= min(elapsed, own)
+            change -= _spent([job], own, now)  # nothing for an interrupted one: it starts again
     at_once = min(jobs, left)
     estimate = max(total + change, 0.0) / at_once
     already = ""
