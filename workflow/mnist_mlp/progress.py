@@ -55,6 +55,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import textwrap
 import time
@@ -249,7 +250,7 @@ def job_activity(log: Path) -> tuple[str, float | None]:
     lines = _tail(log)
     epoch_lines = [line for line in lines if "INFO" in line and EPOCH_LINE.search(line)]
     times = [float(m[1]) for line in epoch_lines[-10:] if (m := EPOCH_SECONDS.search(line))]
-    per_epoch = sorted(times)[len(times) // 2] if times else None
+    per_epoch = statistics.median(times) if times else None
     if epoch_lines:
         return EPOCH_LINE.search(epoch_lines[-1]).group(1), per_epoch
     if not lines:
@@ -635,37 +636,32 @@ def _final_part(left, not_retrained, finished, epoch_seconds, sizes, running, jo
         return Part("final", 0.0, "every retraining done; choosing the winner")
     scale = sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
     predicted = {trial: seconds * scale for trial, seconds in epoch_seconds.items()}
-    if predicted:
-        typical = sum(predicted.values()) / len(predicted)  # a reference's, or an unknown trial's
-        measured = [trial for trial in finished if trial in predicted]
-        factor = (
-            sum(finished[t] for t in measured) / sum(predicted[t] for t in measured)
-            if measured
-            else 1.0
-        )
-        estimates = {trial: factor * predicted.get(trial, typical) for trial in not_retrained}
-        total = sum(estimates.values()) + (left - len(estimates)) * factor * typical
-        which = "ranking's" if sizes["ranked"] else "current"
-        low, high = min(epoch_seconds.values()), max(epoch_seconds.values())
-        per_epoch = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
-        basis = (
-            f"~{total / left:,.0f} s on average (each of the {which} {len(epoch_seconds)} best "
-            f"trials' CV epoch time, {per_epoch} s per epoch of "
-            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
-            f"{sizes['epochs']} epochs; a reference: their mean"
-        )
-        if measured:
-            basis += (
-                f"; × {factor:.2f}, what the {_plural(len(measured), 'finished')} took against "
-                "their own estimates"
-            )
-        basis += ")"
-    elif finished:
-        estimates = {}
-        total = left * sum(finished.values()) / len(finished)
-        basis = f"~{total / left:,.0f} s (the mean of {_plural(len(finished), 'finished')})"
-    else:
+    if not predicted:  # no CV result yet (each the workflow writes has its folds' epoch times)
         return Part("final", None, "not known yet: no cross-validation job has finished")
+    typical = sum(predicted.values()) / len(predicted)  # a reference's, or an unknown trial's
+    measured = [trial for trial in finished if trial in predicted]
+    factor = (
+        sum(finished[t] for t in measured) / sum(predicted[t] for t in measured)
+        if measured
+        else 1.0
+    )
+    estimates = {trial: factor * predicted.get(trial, typical) for trial in not_retrained}
+    total = sum(estimates.values()) + (left - len(estimates)) * factor * typical
+    which = "ranking's" if sizes["ranked"] else "current"
+    low, high = min(epoch_seconds.values()), max(epoch_seconds.values())
+    per_epoch = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+    basis = (
+        f"~{total / left:,.0f} s on average (each of the {which} {len(epoch_seconds)} best "
+        f"trials' CV epoch time, {per_epoch} s per epoch of "
+        f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
+        f"{sizes['epochs']} epochs; a reference: their mean"
+    )
+    if measured:
+        basis += (
+            f"; × {factor:.2f}, what the {_plural(len(measured), 'finished')} took against "
+            "their own estimates"
+        )
+    basis += ")"
     # a running one: its epochs left × its newest epochs' time where its log says (not its time
     # so far: that holds the start-up), else as the search's
     change = 0.0  # to the total: minus what the running ones have done
