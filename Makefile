@@ -7,6 +7,7 @@
 #   make report          the HTML report of the last run (with its own config), and a picture
 #   make bench           training speed and orchestration figures
 #   make lint            snakemake --lint, snakefmt, ruff
+#   make guard           result versions: each stage computes what its version says (~3 min)
 
 PYTHON3 ?= python3
 VENV ?= .venv
@@ -21,7 +22,7 @@ BENCH_ARGS ?=
 RUN_CONFIG := results/run_config.yaml
 FAST := not workflow and not mnist and not slurm
 
-.PHONY: run test test-fast progress report bench lint clean
+.PHONY: run test test-fast progress report bench lint guard clean
 
 # The venv: the pinned requirements, then this project's package (editable, so that
 # `import mnist_mlp` works anywhere and follows the code).
@@ -61,6 +62,9 @@ lint: $(STAMP)
 	$(PYTHON) -m snakefmt --check .
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+
+guard: $(STAMP)
+	$(PYTHON) -m mnist_mlp.guard $(ARGS)
 
 clean:
 	rm -rf results logs benchmarks .snakemake

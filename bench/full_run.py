@@ -139,7 +139,8 @@ def resume(args) -> None:
     if manifest["python"] != platform.python_version():
         print(
             f"warning: saved under Python {manifest['python']}, resumed under "
-            f"{platform.python_version()}: if the code hashes differ, Snakemake reruns everything"
+            f"{platform.python_version()}: a state saved before result versions carries code "
+            "hashes of its Python; where they are not version 1's, Snakemake reruns those jobs"
         )
     # the data stage again (its outputs are not carried), then the saved work on top of it
     snakemake(run, "split_train_test", "--cores", "1", "--config", f"mnist_dir={args.mnist_dir}")

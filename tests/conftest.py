@@ -236,10 +236,10 @@ def seed_data(workdir: Path, tiny_data: Path, split: bool = True) -> None:
     configuration's seed and test fraction) into ``workdir`` with Snakemake's records of them,
     as if that run had made them: a test about later stages skips two jobs of ~8 s each, and
     Snakemake judges the files exactly as it would have (a changed parameter still reruns)."""
-    from mnist_mlp import runstate
+    from mnist_mlp import records
 
     for output in (DATASET, *(SPLIT if split else ())):
-        record = runstate.METADATA / runstate.record_name(output)
+        record = records.METADATA / records.record_name(output)
         for path in (Path(output), record):  # copy2 keeps the times: the split stays newer
             (workdir / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(tiny_data / path, workdir / path)

@@ -338,7 +338,7 @@ def test_peak_memory_of_training_jobs_is_within_what_they_declare(tiny_run):
 def test_a_saved_run_resumes_on_another_machine_computing_only_what_is_missing(
     tiny_run, tiny_data, tmp_path
 ):
-    from mnist_mlp import runstate
+    from mnist_mlp import records, runstate
     from mnist_mlp.errors import UserFacingError
 
     workdir, configfile = tiny_run
@@ -350,7 +350,7 @@ def test_a_saved_run_resumes_on_another_machine_computing_only_what_is_missing(
     # one trial unfinished when it was saved
     for output in ("results/search/cv/t0000.json", "results/search/cv/t0000.history.tsv"):
         (state / output).unlink()
-        (state / runstate.METADATA / runstate.record_name(output)).unlink()
+        (state / records.METADATA / records.record_name(output)).unlink()
         manifest["outputs"].remove(output)
     (state / runstate.MANIFEST).write_text(json.dumps(manifest))
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mnist_mlp import runstate
+from mnist_mlp import records, runstate
 from mnist_mlp.errors import UserFacingError
 
 DATA = "results/data/mnist.npz"
@@ -26,9 +26,9 @@ def finished(run, output, content, running=False, data=b"pixels", job=None):
     }
     if job:  # Snakemake records the same rule and job hash for each output of a job
         record.update(rule=job[0], job_hash=job[1])
-    name = runstate.record_name(output)
-    (run / runstate.METADATA).mkdir(parents=True, exist_ok=True)
-    (run / runstate.METADATA / name).write_text(json.dumps(record))
+    name = records.record_name(output)
+    (run / records.METADATA).mkdir(parents=True, exist_ok=True)
+    (run / records.METADATA / name).write_text(json.dumps(record))
     if running:
         (run / ".snakemake/incomplete").mkdir(parents=True, exist_ok=True)
         (run / ".snakemake/incomplete" / name).write_text("")
@@ -55,7 +55,7 @@ def test_save_carries_finished_outputs_records_and_benchmarks_not_data(run, tmp_
     assert (state / "results/search/cv/t0000.json").read_text() == '{"status": "ok"}'
     assert not (state / "results/search/cv/t0001.json").exists()
     assert not (state / DATA).exists()
-    record = state / runstate.METADATA / runstate.record_name("results/search/cv/t0000.json")
+    record = state / records.METADATA / records.record_name("results/search/cv/t0000.json")
     assert json.loads(record.read_text())["incomplete"] is False
     assert (state / "benchmarks/search/cross_validate/t0000.tsv").exists()
     assert (state / ".snakemake/log/2026.snakemake.log").exists()
@@ -100,8 +100,8 @@ def test_restore_needs_the_same_data_and_dates_the_outputs_after_it(run, tmp_pat
     restored = elsewhere / "results/search/cv/t0000.json"
     assert restored.read_text() == '{"status": "ok"}'
     assert restored.stat().st_mtime > (elsewhere / DATA).stat().st_mtime
-    record = runstate.record_name("results/search/cv/t0000.json")
-    assert (elsewhere / runstate.METADATA / record).exists()
+    record = records.record_name("results/search/cv/t0000.json")
+    assert (elsewhere / records.METADATA / record).exists()
 
 
 def test_restore_without_a_saved_state_names_the_fix(tmp_path):

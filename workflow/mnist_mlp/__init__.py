@@ -4,7 +4,7 @@ Each Snakemake rule is a thin script that calls one stage function of this packa
 (download, split), ``trials`` (sampling), ``search`` (cross-validation, ranking), ``final``
 (retraining, the winner) and ``figures``; ``training`` and ``model`` are the one training
 routine and the one network they share. The modules the Snakefile imports when it plans a run
-(``trials``, ``config``, ``codeversion``, ``io``) use the standard library only.
+(``trials``, ``config``, ``versions``, ``records``, ``io``) use the standard library only.
 """
 
 import os

@@ -22,7 +22,6 @@ rest. Standard library and PyYAML (through ``progress``).
 from __future__ import annotations
 
 import argparse
-import base64
 import fnmatch
 import hashlib
 import json
@@ -38,16 +37,11 @@ from pathlib import Path
 from .errors import UserFacingError
 from .io import copy_file
 from .progress import incomplete_outputs
+from .records import METADATA, record_name, records, upgrade
 
-METADATA = Path(".snakemake/metadata")
 REGENERATED = "results/data/"  # made again by the data stage, never carried
 CARRIED_FOLDERS = ("benchmarks", ".snakemake/log")
 MANIFEST = "state.json"
-
-
-def record_name(output: str) -> str:
-    """Snakemake's file name for the record of ``output`` (URL-safe base64 of its path)."""
-    return base64.urlsafe_b64encode(output.encode()).decode()
 
 
 def finished_outputs(run: Path) -> dict[str, dict]:
@@ -56,13 +50,7 @@ def finished_outputs(run: Path) -> dict[str, dict]:
     even beside a record from an earlier run of its job."""
     outputs = {}
     running = incomplete_outputs(run)
-    folder = run / METADATA
-    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-        try:
-            output = base64.urlsafe_b64decode(path.name).decode()
-            record = json.loads(path.read_text())
-        except (ValueError, OSError):
-            continue  # not a record of an output (Snakemake's own bookkeeping)
+    for output, record, _ in records(run):
         if output in running or not (run / output).is_file():
             continue
         outputs[output] = record
@@ -156,8 +144,6 @@ def save(
     manifest = {
         "saved": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(run),
-        # the code hashes Snakemake compares come from ast.unparse, which may change with the
-        # Python version: another version there reruns everything
         "python": platform.python_version(),
         "machine": machine(),
         "outputs": sorted(outputs),
@@ -207,6 +193,7 @@ def restore(state: Path, run: Path) -> dict:
     stamp = max([time.time(), *(t + 1 for t in data_times)])
     for output in manifest["outputs"]:
         os.utime(run / output, (stamp, stamp))
+    upgrade(run)  # a state saved before result versions: its records become version 1's
     return manifest
 
 

@@ -2,8 +2,8 @@ import sys
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from mnist_mlp.codeversion import code_version
 from mnist_mlp.config import (
     ConfigError,
     check_cuda,
@@ -12,6 +12,7 @@ from mnist_mlp.config import (
     validate_config,
 )
 from mnist_mlp.io import read_tsv, write_text
+from mnist_mlp.records import legacy_records
 from mnist_mlp.report import front_page, results_mismatch
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
@@ -20,8 +21,8 @@ from mnist_mlp.trials import (
     sample_trials,
     search_space,
 )
+from mnist_mlp.versions import result_version
 
-SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
 # Snakemake merges --configfile and --config into the defaults key by key, mappings included:
 # merge again so that an override's optimizers or references replace the defaults' ones.
 merged = merge_config(load_yaml_file(DEFAULT_CONFIG), workflow.config_settings.overwrite_config)
@@ -45,6 +46,15 @@ if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
             "results/run_config.yaml), or give the same --configfile/--config as the run."
         )
     config["report_front_page"] = front_page()
+
+# A run made before result versions: its records name the code by a hash instead of a version,
+# so Snakemake would compute every finished job again.
+if legacy := legacy_records(Path(".")):
+    logger.warning(
+        f"{len(legacy)} finished results here were recorded before result versions and would be "
+        "computed again: run `python -m mnist_mlp.records upgrade` once to keep them "
+        "(README, 'Only what changed reruns')."
+    )
 
 ENV = "../../envs/mnist_mlp.yaml"
 MNIST = "results/data/mnist.npz"
@@ -71,13 +81,6 @@ GPUS_PER_TRAINING_JOB = 1 if config["device"].startswith("cuda") else 0
 
 wildcard_constraints:
     trial=f"{TRIAL_ID_PATTERN}|{REFERENCE_ID_PATTERN}",
-
-
-def code(script):
-    """Param: a hash of what a rule's jobs run (the script and the package modules it imports).
-    The default profile turns Snakemake's code trigger (script modification times) off; this
-    param reruns a rule's jobs when, and only when, that code really changes."""
-    return code_version(SCRIPTS / script)
 
 
 def hyperparameters(wildcards):

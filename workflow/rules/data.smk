@@ -10,7 +10,7 @@ rule download_mnist:
     # first of all jobs: an offline machine or a wrong mnist_dir fails the run within seconds
     priority: 100
     params:
-        code=code("download_mnist.py"),
+        version=result_version("download_mnist"),
     conda:
         ENV
     script:
@@ -29,7 +29,7 @@ rule split_train_test:
     params:
         seed=config["seed"],
         test_fraction=config["test_fraction"],
-        code=code("split_train_test.py"),
+        version=result_version("split_train_test"),
     conda:
         ENV
     script:

@@ -19,7 +19,7 @@ rule plot_search:
     log:
         "logs/figures/plot_search.log",
     params:
-        code=code("plot_search.py"),
+        version=result_version("plot_search"),
     conda:
         ENV
     script:
@@ -44,7 +44,7 @@ rule plot_receptive_fields:
         "logs/figures/plot_receptive_fields.log",
     params:
         **figure_params("n_neurons", "output_neurons"),
-        code=code("plot_receptive_fields.py"),
+        version=result_version("plot_receptive_fields"),
     conda:
         ENV
     script:
@@ -70,7 +70,7 @@ rule plot_gradient_ascent:
         "logs/figures/plot_gradient_ascent.log",
     params:
         settings=figure_params(),
-        code=code("plot_gradient_ascent.py"),
+        version=result_version("plot_gradient_ascent"),
     conda:
         ENV
     script:
@@ -91,7 +91,7 @@ rule plot_learning_curves:
     log:
         "logs/figures/plot_learning_curves.log",
     params:
-        code=code("plot_learning_curves.py"),
+        version=result_version("plot_learning_curves"),
     conda:
         ENV
     script:

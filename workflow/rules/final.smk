@@ -19,7 +19,7 @@ rule retrain:
     params:
         trial=hyperparameters,
         settings=training_settings("final"),
-        code=code("retrain.py"),
+        version=result_version("retrain"),
     # One thread: two one-thread retrainings do 2.0x the work of one, a two-thread one 1.3x
     # (README, "Cost and speed"), and the results are the same. profiles/slurm sets 2, where all
     # 16 run at once and a thread more shortens the stage.
@@ -46,7 +46,7 @@ rule select_winner:
     log:
         "logs/final/select_winner.log",
     params:
-        code=code("select_winner.py"),
+        version=result_version("select_winner"),
     conda:
         ENV
     script:
@@ -80,7 +80,7 @@ rule report_tables:
     log:
         "logs/report/report_tables.log",
     params:
-        code=code("report_tables.py"),
+        version=result_version("report_tables"),
     conda:
         ENV
     script:

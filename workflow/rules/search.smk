@@ -12,7 +12,7 @@ rule sample_trials:
         seed=config["seed"],
         n_trials=config["search"]["n_trials"],
         space=search_space(config["search"]),
-        code=code("sample_trials.py"),
+        version=result_version("sample_trials"),
     conda:
         ENV
     script:
@@ -33,7 +33,7 @@ rule cross_validate:
     params:
         trial=hyperparameters,
         settings=training_settings("search"),
-        code=code("cross_validate.py"),
+        version=result_version("cross_validate"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -55,7 +55,7 @@ checkpoint rank_trials:
     log:
         "logs/search/rank_trials.log",
     params:
-        code=code("rank_trials.py"),
+        version=result_version("rank_trials"),
     conda:
         ENV
     script:

@@ -1,0 +1,82 @@
+"""Result versions: which results each stage computes, as a number that changes only when they do.
+
+Every rule passes its stage's version as a param (``version``), so Snakemake reruns a stage's
+jobs, and what depends on them, exactly when its version is bumped: never for a refactor, a
+rename, a comment or a ``git checkout``. A change that alters what a stage computes (other
+bytes in one of its outputs from the same inputs and config) must bump that stage's version in
+the same commit. ``python -m mnist_mlp.guard`` keeps this honest (README, "Only what changed
+reruns"): it computes a tiny protocol with this code and with the code of the commit where each
+stage's version last changed, and requires the same bytes from every stage whose version did
+not change.
+
+Standard library only: the Snakefile reads it when it plans a run.
+"""
+
+from __future__ import annotations
+
+# One entry per rule that writes results, named as the rule. Bump a stage's number when a change
+# alters its outputs, and only then.
+RESULT_VERSIONS = {
+    "download_mnist": 1,
+    "split_train_test": 1,
+    "sample_trials": 1,
+    "cross_validate": 1,
+    "rank_trials": 1,
+    "retrain": 1,
+    "select_winner": 1,
+    "report_tables": 1,
+    "plot_search": 1,
+    "plot_receptive_fields": 1,
+    "plot_gradient_ascent": 1,
+    "plot_learning_curves": 1,
+}
+
+# Version 1 of every stage is what the code of this commit computes: the commit of the published
+# full run (docs/full_run), made before result versions existed. The guard compares with it
+# until a stage's version is bumped.
+VERSION_1_COMMIT = "997ddb903b674d45f8a501f1ca9901665e9ea30e"
+
+# Before result versions, each rule passed a hash of its code as its param ("code"); these are
+# the hashes of VERSION_1_COMMIT's code (Python 3.11), which every release up to 079220f shares.
+# A record that carries one holds version 1's results: ``python -m mnist_mlp.records upgrade``
+# (and a restore of a saved run) turns it into a record of version 1, so that such a run is
+# kept instead of recomputed.
+LEGACY_CODE_HASHES = {
+    "download_mnist": "831df6cb8ee21c7c",
+    "split_train_test": "6c130104c6b72b2a",
+    "sample_trials": "963db00d07271c8a",
+    "cross_validate": "d3184bf58f1885de",
+    "rank_trials": "ac22866ee9a40d66",
+    "retrain": "5b232cf8f7ea46ef",
+    "select_winner": "ec26d1a2b17ac881",
+    "report_tables": "be6e38debc1cb2f3",
+    "plot_search": "b53ddd97f7c3855a",
+    "plot_receptive_fields": "76023370f59373b0",
+    "plot_gradient_ascent": "731f1a74202ead0b",
+    "plot_learning_curves": "be9a9d5daa4ac731",
+}
+
+
+def version_param(number: int) -> str:
+    return f"v{number}"
+
+
+def result_version(stage: str) -> str:
+    """The ``version`` param of ``stage``'s rule, e.g. "v1"."""
+    try:
+        return version_param(RESULT_VERSIONS[stage])
+    except KeyError:
+        raise KeyError(
+            f"stage {stage!r} has no result version: add it to RESULT_VERSIONS in {__file__}"
+        ) from None
+
+
+def legacy_upgrade(stage: str, params: list[str]) -> list[str] | None:
+    """A record's params (Snakemake stores each param's ``repr``, sorted) with the legacy code
+    hash of version 1 replaced by the ``version`` param of version 1 (a stage bumped since then
+    still reruns: "v1" is not its version); None when the record carries no such hash (made by
+    other code, or upgraded already)."""
+    legacy = repr(LEGACY_CODE_HASHES.get(stage))
+    if legacy not in params:
+        return None
+    return sorted(repr(version_param(1)) if p == legacy else p for p in params)
