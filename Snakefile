@@ -48,6 +48,6 @@ rule all:
     input:
         search_outputs(),
         # each trial's result too, so that a deleted one is noticed and recomputed
-        expand("results/search/cv/{trial}.json", trial=TRIALS),
+        all_results,
         retrained("metrics.json"),
         final_outputs(),

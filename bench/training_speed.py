@@ -32,7 +32,7 @@ from mnist_mlp.data import (  # noqa: E402
     stratified_split,
 )
 from mnist_mlp.model import MLP  # noqa: E402
-from mnist_mlp.trials import sample_trials, search_space  # noqa: E402
+from mnist_mlp.trials import sample_trials, sampled_space  # noqa: E402
 
 SHAPES = {"winner 532-195": (532, 195), "small 100-50": (100, 50)}
 FOLD_IMAGES = 38_250  # one CV training fold: 3/4 of the 85 % part of 60,000
@@ -203,7 +203,7 @@ def projection(rate_per_thread_gflops: float, cv_epochs: int, config: dict) -> d
     validation overhead, and final.epochs for the retraining of the top k (taken as the mean
     shape)."""
     search = config["search"]
-    space = search_space(search)
+    space = sampled_space(search["space"])
     shapes = list(sample_trials(config["seed"], search["n_trials"], space).values())
     fold_train = 60_000 * (1 - config["test_fraction"]) * (search["folds"] - 1) / search["folds"]
     per_epoch = fold_train * (1 - training.VALID_FRACTION) * 1.2  # + validation forward passes

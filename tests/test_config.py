@@ -19,6 +19,15 @@ from mnist_mlp.config import (
 )
 
 NAN, INF = math.nan, math.inf
+# the default reference; an override replaces a reference whole
+REFERENCE = {
+    "Nh1": 532,
+    "Nh2": 195,
+    "dropout": 0.477,
+    "optimizer": "Adam",
+    "lr": 9.51e-06,
+    "L2": 1.53e-06,
+}
 
 # One wrong value for every key, and the key the message must name.
 BAD_VALUES = [
@@ -34,7 +43,8 @@ BAD_VALUES = [
     ({"test_fraction": 1e-5}, "test_fraction"),  # 0.6 images: not one per digit
     ({"test_fraction": 0.99999}, "test_fraction"),
     ({"device": "tpu"}, "device"),
-    ({"unknown_key": 1}, "(top level): Additional properties are not allowed ('unknown_key'"),
+    ({"unknown_key": 1}, "unknown_key: unknown"),
+    ({"device": "cpu\n"}, "device"),  # $ would match before a final newline
     ({"search": {"n_trials": 0}}, "search.n_trials"),
     ({"search": {"n_trials": 2.5}}, "search.n_trials"),
     ({"search": {"n_trials": NAN}}, "search.n_trials"),
@@ -42,48 +52,100 @@ BAD_VALUES = [
     ({"search": {"n_trials": 10_001}}, "search.n_trials"),
     ({"search": {"folds": 1}}, "search.folds"),
     ({"search": {"folds": 5000}}, "search.folds"),  # more folds than images of digit 5
-    ({"search": {"Nh1": [600, 50]}}, "search.Nh1"),
-    ({"search": {"Nh1": [50]}}, "search.Nh1"),
-    ({"search": {"Nh1": [50, 51]}}, "search.Nh1"),
-    ({"search": {"Nh1": [50, 10_000_000]}}, "search.Nh1"),  # weights beyond the memory
-    ({"search": {"Nh1": [50.5, 600]}}, "search.Nh1"),
-    ({"search": {"dropout": [0.4, 0.1]}}, "search.dropout"),
-    ({"search": {"dropout": [0.0, 1.0]}}, "search.dropout"),
-    ({"search": {"dropout": [NAN, 0.5]}}, "search.dropout"),
-    ({"search": {"log10_lr": [-1, -4]}}, "search.log10_lr"),
-    ({"search": {"log10_lr": [NAN, -1]}}, "search.log10_lr"),
-    ({"search": {"log10_lr": [-4, INF]}}, "search.log10_lr"),
-    ({"search": {"log10_lr": [-4, 400]}}, "search.log10_lr"),  # 10**400 overflows
-    ({"search": {"log10_L2": ["a", -2]}}, "search.log10_L2"),
-    ({"search": {"log10_L2": [-6, NAN]}}, "search.log10_L2"),
-    ({"search": {"optimizers": {"Adam": 0.5, "RMSprop": 0.2}}}, "search.optimizers"),
-    ({"search": {"optimizers": {"Adagrad": 1.0}}}, "search.optimizers"),
-    ({"search": {"optimizers": {"Adam": 1.2, "RMSprop": -0.2}}}, "search.optimizers"),
-    ({"search": {"optimizers": {"Adam": NAN, "RMSprop": 0.2}}}, "search.optimizers"),
+    ({"search": {"space": {"Nh1": {"int": [600, 50]}}}}, "search.space.Nh1"),
+    ({"search": {"space": {"Nh1": {"int": [50]}}}}, "search.space.Nh1"),
+    ({"search": {"space": {"Nh1": {"int": [50, 51]}}}}, "search.space.Nh2"),  # no Nh2 below 50
+    ({"search": {"space": {"Nh1": {"int": [51, 10_000_000]}}}}, "search.space.Nh1"),  # memory
+    ({"search": {"space": {"Nh1": {"int": [50.5, 600]}}}}, "search.space.Nh1"),
+    ({"search": {"space": {"Nh1": {"int": [0, 600]}}}}, "search.space.Nh1"),
+    ({"search": {"space": {"Nh1": {"uniform": [50, 600]}}}}, "search.space.Nh1"),
+    ({"search": {"space": {"Nh1": {"int": [51, "Nh2"]}}}}, "search.space.Nh1"),  # drawn later
+    ({"search": {"space": {"Nh2": {"int": [50, "lr"]}}}}, "search.space.Nh2"),  # not an integer
+    ({"search": {"space": {"Nh2": {"int": [50, "Nh3"]}}}}, "search.space.Nh2"),
+    ({"search": {"space": {"dropout": {"uniform": [0.4, 0.1]}}}}, "search.space.dropout"),
+    ({"search": {"space": {"dropout": {"uniform": [0.0, 1.5]}}}}, "search.space.dropout"),
+    ({"search": {"space": {"dropout": {"uniform": [NAN, 0.5]}}}}, "search.space.dropout"),
+    ({"search": {"space": {"dropout": 1.0}}}, "search.space.dropout"),
+    ({"search": {"space": {"lr": {"loguniform": [1e-1, 1e-4]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"loguniform": [NAN, 1e-1]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"loguniform": [1e-4, INF]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"loguniform": [1e-4, 1e40]}}}}, "search.space.lr"),  # float32
+    ({"search": {"space": {"lr": {"loguniform": [0, 1e-1]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"gauss": [0, 1]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"int": [1, 5]}}}}, "search.space.lr"),
+    ({"search": {"space": {"lr": {"loguniform": [1e-4]}}}}, "search.space.lr"),
+    ({"search": {"space": {"L2": {"loguniform": ["a", 1e-2]}}}}, "search.space.L2"),
+    ({"search": {"space": {"L2": {"loguniform": [1e-6, NAN]}}}}, "search.space.L2"),
+    ({"search": {"space": {"optimizer": {"choice": {"Adagrad": 1.0}}}}}, "search.space.optimizer"),
+    (
+        {"search": {"space": {"optimizer": {"choice": {"Adam": 1.2, "RMSprop": -0.2}}}}},
+        "search.space.optimizer",
+    ),
+    ({"search": {"space": {"optimizer": {"choice": {"Adam": NAN}}}}}, "search.space.optimizer"),
+    ({"search": {"space": {"optimizer": {"choice": {"Adam": 0}}}}}, "search.space.optimizer"),
+    ({"search": {"space": {"optimizer": {"choice": []}}}}, "search.space.optimizer"),
+    ({"search": {"space": {"optimizer": "Lion"}}}, "search.space.optimizer"),
+    ({"search": {"space": {"momentum": 0.9}}}, "search.space.momentum"),
+    ({"search": {"space": {"batch_size": 0}}}, "search.space.batch_size"),
+    ({"search": {"space": {"batch_size": INF}}}, "search.space.batch_size"),
+    ({"search": {"space": {"batch_size": {"choice": [64, 0.5]}}}}, "search.space.batch_size"),
+    ({"search": {"space": []}}, "search.space"),
+    ({"search": {"sampler": "grid"}}, "search.sampler"),
+    ({"search": {"pruning": "asha"}}, "search.pruning"),
+    ({"search": {"halving": {"eta": 1}}}, "search.halving.eta"),
+    ({"search": {"pruning": "halving", "halving": {"min_epochs": 100}}}, "search.halving"),
+    ({"search": {"tpe": {"batch": 0}}}, "search.tpe.batch"),
+    ({"search": {"tpe": {"startup_trials": 0}}}, "search.tpe.startup_trials"),
     ({"search": {"patience": 0}}, "search.patience"),
     ({"search": {"max_epochs": 0}}, "search.max_epochs"),
     ({"search": {"max_epochs": 2.5}}, "search.max_epochs"),
-    ({"search": {"batch_size": 0}}, "search.batch_size"),
-    ({"search": {"batch_size": INF}}, "search.batch_size"),
+    # keys of earlier releases, and slips: the message names the key meant
+    ({"search": {"log10_lr": [-4, -1]}}, "search.log10_lr: replaced by search.space"),
+    ({"search": {"optimizers": {"Adam": 1.0}}}, "search.optimizers: replaced by search.space"),
+    ({"search": {"batch_size": 64}}, "search.batch_size: replaced by search.space"),
+    (
+        {"search": {"n_configs": 5}},
+        "search.n_configs: unknown; did you mean search.n_trials",
+    ),
+    (
+        {"search": {"n_trial": 5}},
+        "search.n_trial: unknown; did you mean search.n_trials",
+    ),
+    (
+        {"n_trials": 5},
+        "n_trials: unknown; did you mean search.n_trials",
+    ),
+    (
+        {"final": {"reference_configs": {}}},
+        "final.reference_configs: unknown; did you mean final.references",
+    ),
+    (
+        {"figures": {"n_neuron": 4}},
+        "figures.n_neuron: unknown; did you mean figures.n_neurons",
+    ),
     ({"final": {"top_k": 0}}, "final.top_k"),
     ({"final": {"top_k": 200}}, "final.top_k"),
     ({"final": {"epochs": 0}}, "final.epochs"),
     ({"final": {"references": {"bad-name": {}}}}, "final.references"),
+    ({"final": {"references": {"foo\n": {}}}}, "final.references"),
     (
-        {"final": {"references": {"report_winner": {"optimizer": "Lion"}}}},
+        {"final": {"references": {"report_winner": REFERENCE | {"optimizer": "Lion"}}}},
         "final.references.report_winner.optimizer",
     ),
     (
-        {"final": {"references": {"report_winner": {"lr": NAN}}}},
+        {"final": {"references": {"report_winner": REFERENCE | {"lr": NAN}}}},
         "final.references.report_winner.lr",
     ),
-    ({"final": {"references": {"report_winner": {"lr": -1e-3}}}}, "final.references.report_winner"),
     (
-        {"final": {"references": {"report_winner": {"dropout": INF}}}},
+        {"final": {"references": {"report_winner": REFERENCE | {"lr": -1e-3}}}},
+        "final.references.report_winner",
+    ),
+    (
+        {"final": {"references": {"report_winner": REFERENCE | {"dropout": INF}}}},
         "final.references.report_winner.dropout",
     ),
     (
-        {"final": {"references": {"report_winner": {"Nh1": 3_000_000}}}},
+        {"final": {"references": {"report_winner": REFERENCE | {"Nh1": 3_000_000}}}},
         "final.references.report_winner",
     ),
     ({"figures": {"n_neurons": 0}}, "figures.n_neurons"),
@@ -115,7 +177,12 @@ def test_whole_number_floats_and_numeric_strings_are_numbers():
         default_config(),
         {
             "seed": 1.0,
-            "search": {"n_trials": "8", "folds": 2.0, "max_epochs": 3.0, "batch_size": 64.0},
+            "search": {
+                "n_trials": "8",
+                "folds": 2.0,
+                "max_epochs": 3.0,
+                "space": {"batch_size": 64.0},
+            },
             "final": {"top_k": "2", "references": {"r": {"Nh1": 100.0, "Nh2": "50"}}},
         },
     )
@@ -125,7 +192,7 @@ def test_whole_number_floats_and_numeric_strings_are_numbers():
     assert problems == []
     assert checked["seed"] == 1 and isinstance(checked["seed"], int)
     search = checked["search"]
-    assert [search[k] for k in ("n_trials", "folds", "max_epochs", "batch_size")] == [8, 2, 3, 64]
+    assert [search[k] for k in ("n_trials", "folds", "max_epochs")] == [8, 2, 3]
     assert all(isinstance(search[k], int) for k in ("n_trials", "folds", "max_epochs"))
     reference = checked["final"]["references"]["r"]
     assert reference["Nh2"] == 50 and reference["lr"] == 1e-3
@@ -179,21 +246,28 @@ def test_env_file_pins_match_requirements():
         assert pins.get(name) == version, f"{name}: env {version}, requirements {pins.get(name)}"
 
 
-def test_an_override_replaces_the_optimizers_and_references_whole():
+def test_an_override_replaces_a_distribution_and_the_references_whole():
     from mnist_mlp.config import merge_config
 
     defaults = default_config()
     merged_config = merge_config(
         defaults,
         {
-            "search": {"optimizers": {"SGD": 1.0}, "n_trials": 20},
+            "search": {
+                "space": {"optimizer": {"choice": {"SGD": 1.0}}, "lr": {"uniform": [0.01, 0.1]}},
+                "n_trials": 20,
+            },
             "final": {"references": {}},
             "figures": {"n_neurons": 4},
         },
     )
-    assert merged_config["search"]["optimizers"] == {"SGD": 1.0}
+    space = merged_config["search"]["space"]
+    assert space["optimizer"] == {"choice": {"SGD": 1.0}} and space["lr"] == {
+        "uniform": [0.01, 0.1]
+    }
+    assert space["L2"] == defaults["search"]["space"]["L2"]
     assert merged_config["search"]["n_trials"] == 20 and merged_config["search"]["folds"] == 4
     assert merged_config["final"]["references"] == {} and merged_config["final"]["top_k"] == 15
     assert merged_config["figures"]["n_neurons"] == 4
-    assert defaults["search"]["optimizers"] == {"Adam": 0.8, "RMSprop": 0.2}  # not changed
+    assert defaults["search"]["space"]["optimizer"] == {"choice": {"Adam": 0.8, "RMSprop": 0.2}}
     assert validate_config(merged_config)[1] == []

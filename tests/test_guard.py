@@ -14,20 +14,21 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def head(mnist_dir, tmp_path_factory):
-    """The guard's head run (the tiny protocol with this code)."""
-    return guard.head_run(REPO, tmp_path_factory.mktemp("guard") / "head", mnist_dir)
+def heads(mnist_dir, tmp_path_factory):
+    """The guard's head runs (the tiny protocols with this code)."""
+    return guard.head_runs(REPO, tmp_path_factory.mktemp("guard") / "head", mnist_dir)
 
 
-def test_every_stage_computes_what_its_version_says(head, tmp_path):
-    outcomes = guard.check(REPO, head, tmp_path)
+def test_every_stage_computes_what_its_version_says(heads, tmp_path):
+    outcomes = guard.check(REPO, heads, tmp_path)
     assert {o.stage for o in outcomes} == set(guard.versions_at(REPO, None))
     for outcome in outcomes:
-        assert outcome.anchor and outcome.compared, outcome.line
         assert not outcome.differing, outcome.advice()
-    # the tiny protocol reaches early stopping (patience 1 in 4 epochs)
-    retrained = {o.stage: len(o.compared) for o in outcomes}
-    assert retrained["cross_validate"] == 6 and retrained["retrain"] == 9
+        if outcome.anchor is not None:  # not bumped in uncommitted work: compared
+            assert outcome.compared, outcome.line
+    files = {o.stage: len(o.compared) for o in outcomes}
+    if files["cross_validate"]:
+        assert files["cross_validate"] == 6 and files["retrain"] == 9
 
 
 def git(repo, *args):
@@ -56,7 +57,7 @@ def scratch(tmp_path):
     return repo
 
 
-def test_a_result_changing_edit_without_a_bump_fails_the_guard(head, scratch, tmp_path, capsys):
+def test_a_result_changing_edit_without_a_bump_fails_the_guard(heads, scratch, tmp_path, capsys):
     ranking = scratch / "workflow" / "mnist_mlp" / "ranking.py"
     source = ranking.read_text()
     assert "json.dumps(record)" in source
@@ -64,9 +65,10 @@ def test_a_result_changing_edit_without_a_bump_fails_the_guard(head, scratch, tm
     git(scratch, "commit", "--quiet", "-am", "sorted_params.dat: keys in name order")
     # the scratch's head run: this run's, with the ranking computed by the edited code
     edited = tmp_path / "edited"
+    head = heads["lab"]
     rank_outputs = guard.stage_outputs(head, ["rank_trials"])["rank_trials"]
-    guard.recompute(scratch, head, edited, rank_outputs, log=tmp_path / "edited.log")
-    argv = ["--repo", str(scratch), "--head-run", str(edited), "--stages", "rank_trials"]
+    guard.recompute(scratch, head, edited / "lab", rank_outputs, log=tmp_path / "edited.log")
+    argv = ["--repo", str(scratch), "--head-runs", str(edited), "--stages", "rank_trials"]
     assert guard.main([*argv, "--keep", str(tmp_path / "work")]) == 1
     printed = capsys.readouterr()
     assert "rank_trials" in printed.out and "DIFFERS" in printed.out
@@ -95,6 +97,8 @@ def test_the_published_full_run_restores_as_current(mnist_dir, tmp_path):
     jobs = planned_jobs(tmp_path, configfile)
     assert jobs.pop("retrain") == len(left_out | {"ref_report_winner"}) == 16
     assert set(jobs) == {
+        "export_study",  # new stages: the study and the importance views
+        "plot_importance",
         "select_winner",
         "report_tables",
         "plot_search",

@@ -27,7 +27,7 @@ from conftest import (
 )
 
 from mnist_mlp.io import read_json
-from mnist_mlp.trials import sample_trials, search_space
+from mnist_mlp.trials import sample_trials, sampled_space
 
 pytestmark = pytest.mark.workflow
 
@@ -44,9 +44,10 @@ def _refused_before_any_job(workdir, result, *expected):
 
 def test_a_bad_value_or_a_broken_file_stops_the_run_before_any_job(tmp_path):
     """The in-process checks (test_config.py) as a user meets them: through Snakemake."""
-    bad = write_config(tmp_path / "bad.yaml", {"search": {"log10_lr": [float("nan"), -1]}})
+    nan_lr = {"loguniform": [float("nan"), 0.1]}
+    bad = write_config(tmp_path / "bad.yaml", {"search": {"space": {"lr": nan_lr}}})
     _refused_before_any_job(
-        tmp_path, run_snakemake(tmp_path, bad, check=False), "config key search.log10_lr"
+        tmp_path, run_snakemake(tmp_path, bad, check=False), "config key search.space.lr"
     )
     limit = write_config(tmp_path / "limit.yaml", {"search": {"folds": 5000}})
     _refused_before_any_job(
@@ -245,13 +246,13 @@ def _diverging_seed(space, n_trials):
 
 
 def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tiny_data, tmp_path):
-    search = {"n_trials": 2, "log10_lr": [-3, 1.5], "max_epochs": 1}  # one wave on 2 cores
+    search = {"n_trials": 2, "space": {"lr": {"loguniform": [1e-3, 10**1.5]}}, "max_epochs": 1}
     # top_k covers every trial: the diverged ones are left out even then
     overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1, "top_k": 2}}
     config = merged(default_config(), merged(TINY, overrides))
-    config["search"]["optimizers"] = {"SGD": 0.5, "Adam": 0.5}  # replaced, not merged
+    config["search"]["space"]["optimizer"] = {"choice": {"SGD": 0.5, "Adam": 0.5}}
     config["final"]["references"] = {}
-    config["seed"], exploding = _diverging_seed(search_space(config["search"]), 2)
+    config["seed"], exploding = _diverging_seed(sampled_space(config["search"]["space"]), 2)
     configfile = write_config(tmp_path / "config.yaml", base=config)
     seed_data(tmp_path, tiny_data, split=False)  # another seed: another split
     run_snakemake(tmp_path, configfile, RANKING)

@@ -34,7 +34,7 @@ def test_every_rule_that_writes_results_passes_its_own_version():
     assert set(passed) == set(versions.RESULT_VERSIONS)  # no rule without, no stale entry
     for name, named in passed.items():
         assert named == [name], f"rule {name} passes the version of {named}"
-    assert set(versions.LEGACY_CODE_HASHES) == set(versions.RESULT_VERSIONS)
+    assert set(versions.LEGACY_CODE_HASHES) <= set(versions.RESULT_VERSIONS)
     assert versions.result_version("retrain") == "v1"
     with pytest.raises(KeyError, match="add it to RESULT_VERSIONS"):
         versions.result_version("no_such_stage")

@@ -17,13 +17,17 @@ from mnist_mlp.plotting import FIGURE_DPI
 
 SEARCH = {"seed": 0, "device": "cpu", "folds": 2, "patience": 3, "max_epochs": 4, "batch_size": 64}
 FINAL = {"seed": 0, "device": "cpu", "batch_size": 64, "max_epochs": 3}
-SPACE = {
-    "Nh1": [20, 80],
-    "dropout": [0.0, 0.3],
-    "log10_lr": [-3, -2],
-    "log10_L2": [-6, -4],
-    "optimizers": {"Adam": 0.7, "RMSprop": 0.3},
-}
+SPACE = trials.sampled_space(
+    {
+        "Nh1": {"int": [21, 80]},
+        "Nh2": {"int": [20, "Nh1"]},
+        "optimizer": {"choice": {"Adam": 0.7, "RMSprop": 0.3}},
+        "dropout": {"uniform": [0.0, 0.3]},
+        "lr": {"loguniform": [1e-3, 1e-2]},
+        "L2": {"loguniform": [1e-6, 1e-4]},
+        "batch_size": 64,
+    }
+)
 N_TRIALS, TOP_K = 4, 2
 REFERENCE = trials.reference_trial(
     "small", {"Nh1": 30, "Nh2": 20, "dropout": 0.1, "optimizer": "Adam", "lr": 1e-3, "L2": 0}
@@ -39,8 +43,8 @@ def pipeline(synthetic_npz, tmp_path_factory):
     split = Paths(train=root / "split/train.npy", test=root / "split/test.npy")
     (root / "split").mkdir()
     data.split_stage(synthetic_npz, split.train, split.test, 0.2, seed=0)
-    trials.write_trials_table(root / "trials.tsv", 0, N_TRIALS, SPACE)
     sampled = trials.sample_trials(0, N_TRIALS, SPACE)
+    trials.write_trials_table(root / "trials.tsv", sampled)
     for tid, trial in sampled.items():
         search.cross_validate_stage(
             synthetic_npz,

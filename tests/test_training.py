@@ -44,7 +44,7 @@ def test_tensor_batches_cover_every_row_once_per_epoch():
 def test_cross_validation_gives_finite_reproducible_scores(images):
     X, y = images
     settings = training.TrainingSettings(max_epochs=4, batch_size=64, patience=15, seed=0)
-    result, history = training.cross_validate_trial(TRIAL, settings, X, y, folds=2)
+    result, history, _ = training.cross_validate_trial(TRIAL, settings, X, y, folds=2)
     assert result["status"] == "ok"
     assert [fold["fold"] for fold in result["folds"]] == [1, 2]
     for fold in result["folds"]:
@@ -53,7 +53,7 @@ def test_cross_validation_gives_finite_reproducible_scores(images):
         assert fold["epochs"] == 4 and fold["seconds"] > 0 and 1 <= fold["best_epoch"] <= 4
     assert len(history) == 8 and {row["fold"] for row in history} == {1, 2}
     assert result["mean_loss"] == pytest.approx(np.mean([f["loss"] for f in result["folds"]]))
-    again, _ = training.cross_validate_trial(TRIAL, settings, X, y, folds=2)
+    again, _, _ = training.cross_validate_trial(TRIAL, settings, X, y, folds=2)
     assert [f["loss"] for f in again["folds"]] == [f["loss"] for f in result["folds"]]
 
 
@@ -63,7 +63,7 @@ def test_early_stopping_stops_patience_epochs_after_the_best(images):
     eager = TRIAL | {"lr": 0.03, "dropout": 0.0, "L2": 0.0}
     settings = training.TrainingSettings(max_epochs=60, batch_size=32, patience=2, seed=0)
     torch.manual_seed(0)
-    net, record = training.fit_and_score(eager, settings, X[:200], y[:200], X[:100], y[:100])
+    net, record, _ = training.fit_and_score(eager, settings, X[:200], y[:200], X[:100], y[:100])
     epochs = training.epoch_table(net)
     best = training.best_epoch(epochs)
     assert record["status"] == "ok" and record["epochs"] < 60
@@ -90,7 +90,7 @@ def test_a_diverging_fit_stops_at_once(images):
     exploding = TRIAL | {"optimizer": "SGD", "lr": 1e4, "L2": 0.0}
     settings = training.TrainingSettings(max_epochs=50, batch_size=64, patience=15, seed=0)
     torch.manual_seed(0)
-    _, record = training.fit_and_score(exploding, settings, X, y, X[:100], y[:100])
+    _, record, _ = training.fit_and_score(exploding, settings, X, y, X[:100], y[:100])
     assert record["status"] == "diverged"
     assert math.isnan(record["loss"])
     assert record["epochs"] <= 2  # not after 15 epochs of patience
@@ -177,7 +177,7 @@ def test_tracking_writes_every_epoch_with_a_real_writer(images, tmp_path, backen
         max_epochs=3, batch_size=64, patience=None, seed=0, tracking=tracking
     )
     torch.manual_seed(0)
-    net, record = training.fit_and_score(
+    net, record, _ = training.fit_and_score(
         TRIAL, settings, X, y, X[:200], y[:200], monitor_eval=True, run_name="final"
     )
     assert record["status"] == "ok"

@@ -1,22 +1,24 @@
-"""The sampler and the trial ids (fast tier)."""
+"""The space as data, the random sampler and the trial ids (fast tier)."""
 
 import numpy as np
 import pytest
-from conftest import default_config
+from conftest import REPO, default_config
 from scipy import stats
 
+from mnist_mlp import trials
 from mnist_mlp.trials import (
     is_reference,
     reference_trials,
     sample_trial,
     sample_trials,
-    search_space,
+    sampled_space,
     trial_id,
     trial_ids,
     trial_index,
 )
 
-SPACE = search_space(default_config()["search"])
+DECLARED = default_config()["search"]["space"]
+SPACE = sampled_space(DECLARED)
 N_DRAWS = 20_000
 
 
@@ -87,8 +89,12 @@ def test_the_draws_are_pinned():
     }
 
 
+def with_space(**changes):
+    return sampled_space(DECLARED | changes)
+
+
 def test_changing_one_range_leaves_the_other_hyperparameters():
-    narrower = search_space(default_config()["search"] | {"log10_lr": [-3, -2]})
+    narrower = with_space(lr={"loguniform": [1e-3, 1e-2]})
     for index in range(50):
         before, after = sample_trial(0, index, SPACE), sample_trial(0, index, narrower)
         assert {k: v for k, v in before.items() if k != "lr"} == {
@@ -96,17 +102,82 @@ def test_changing_one_range_leaves_the_other_hyperparameters():
         }
 
 
-def test_the_order_of_the_optimizers_mapping_does_not_matter():
-    reordered = dict(reversed(list(default_config()["search"]["optimizers"].items())))
-    space = search_space(default_config()["search"] | {"optimizers": reordered})
-    assert space == SPACE and repr(space) == repr(SPACE)
-    assert sample_trials(0, 50, space) == sample_trials(0, 50, SPACE)
+def test_the_order_or_the_form_of_the_config_values_does_not_matter():
+    """Choices in any order, numbers written as strings or as ints: the same space, the same
+    param (repr) for Snakemake, the same trials."""
+    written = with_space(
+        optimizer={"choice": {"RMSprop": "0.2", "Adam": 0.8}},
+        lr={"loguniform": ["1e-4", 0.1]},
+        dropout={"uniform": [0, "0.5"]},
+        Nh1={"int": [51.0, "600"]},
+    )
+    assert written == SPACE and repr(written) == repr(SPACE)
+    assert sample_trials(0, 50, written) == sample_trials(0, 50, SPACE)
 
 
 def test_an_optimizer_with_probability_zero_is_never_drawn():
-    space = SPACE | {"optimizers": {"Adam": 0.0, "RMSprop": 1.0, "SGD": 0.0}}
+    space = with_space(optimizer={"choice": {"Adam": 0.0, "RMSprop": 1.0, "SGD": 0.0}})
     drawn = {d["optimizer"] for d in sample_trials(3, 2000, space).values()}
     assert drawn == {"RMSprop"}
+
+
+def test_the_default_space_draws_the_published_full_runs_trials(tmp_path):
+    """The lab's sampler, now from a declared space: seed 0 gives docs/full_run/trials.tsv byte
+    for byte, so the published run stays the default config's."""
+    path = tmp_path / "trials.tsv"
+    trials.write_trials_table(path, sample_trials(0, 150, SPACE))
+    assert path.read_bytes() == (REPO / "docs/full_run/trials.tsv").read_bytes()
+
+
+def test_fixed_values_and_searched_extras():
+    assert trials.fixed_settings(DECLARED) == {"batch_size": 128}
+    assert "batch_size" not in SPACE  # fixed: a setting of every job, not part of a trial
+    searched = with_space(batch_size={"choice": [64, 128, 256]}, dropout=0.25)
+    drawn = sample_trials(0, 400, searched)
+    assert {d["batch_size"] for d in drawn.values()} == {64, 128, 256}
+    assert {d["dropout"] for d in drawn.values()} == {0.25}
+    # a searched extra draws from a stream of its own: the lab's six are unchanged
+    for tid, trial in sample_trials(0, 50, SPACE).items():
+        assert {k: drawn[tid][k] for k in trial if k != "dropout"} == {
+            k: v for k, v in trial.items() if k != "dropout"
+        }
+    assert list(drawn["t0000"]) == [
+        "trial",
+        "Nh1",
+        "Nh2",
+        "dropout",
+        "optimizer",
+        "lr",
+        "L2",
+        "batch_size",
+    ]
+
+
+def test_a_bound_may_name_an_earlier_integer_parameter():
+    space = with_space(Nh1={"int": [100, 200]}, Nh2={"int": [10, "Nh1"]})
+    for trial in sample_trials(1, 500, space).values():
+        assert 100 <= trial["Nh1"] < 200 and 10 <= trial["Nh2"] < trial["Nh1"]
+    bad = DECLARED | {"Nh1": {"int": [51, "Nh2"]}}
+    assert any("drawn before" in line for line in trials.space_problems(bad))
+
+
+def test_the_unit_cube_maps_back_and_forth():
+    for trial in sample_trials(0, 200, SPACE).values():
+        point = trials.uniforms_of(trial, SPACE)
+        assert all(0 <= u < 1 for u in point.values())
+        assert trials.trial_from_uniforms(trial_index(trial["trial"]), SPACE, point) == (
+            pytest.approx(trial)
+        )
+
+
+def test_old_keys_are_translated_for_the_message_and_the_records():
+    old = {"Nh1": [50, 600], "dropout": [0.0, 0.5], "log10_lr": [-4, -1], "log10_L2": [-6, -2]}
+    old["optimizers"] = {"Adam": 0.8, "RMSprop": 0.2}
+    assert trials.space_from_old(old) == SPACE
+    lines = trials.old_key_problems(old | {"batch_size": 128})
+    assert len(lines) == 6
+    assert "search.log10_lr: replaced by search.space" in lines[2]
+    assert "lr: {loguniform: [0.0001, 0.1]}" in lines[2]
 
 
 def test_references_are_canonical_whatever_the_config_writes():

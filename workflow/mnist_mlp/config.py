@@ -18,6 +18,13 @@ import os
 from pathlib import Path
 
 from .constants import EVAL_BATCH_SIZE, MNIST_TRAIN_CLASS_COUNTS, N_CLASSES, N_PIXELS
+from .trials import (
+    TRAINING_HYPERPARAMETERS,
+    dimension,
+    old_key_problems,
+    space_problems,
+    widest,
+)
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -54,9 +61,13 @@ def load_yaml_file(path, what: str = "config file") -> dict:
     return data
 
 
-# Mappings that an override replaces as a whole instead of merging into: a config that lists
-# {SGD: 1.0} as its optimizers, or {} as its references, means only those.
-REPLACED_MAPPINGS = (("search", "optimizers"), ("final", "references"))
+# Mappings that an override replaces as a whole instead of merging into: a config that gives
+# {choice: {SGD: 1.0}} as the optimizer, {uniform: [...]} for a loguniform lr, or {} as its
+# references, means only those.
+REPLACED_MAPPINGS = (
+    *(("search", "space", name) for name in TRAINING_HYPERPARAMETERS),
+    ("final", "references"),
+)
 
 
 def merge_config(
@@ -125,11 +136,65 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     lines = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        if error.validator == "additionalProperties":
+            lines += unknown_key_lines(error, schema)
+            continue
         # the description of the value's own schema says what is allowed; for a missing or
         # unknown key the schema at hand is the enclosing object's, so it says nothing useful
         own = error.validator not in ("required", "additionalProperties")
         allowed = error.schema.get("description", "") if own else ""
         lines.append(f"config key {key}: {error.message}" + (f" ({allowed})" if allowed else ""))
+    return lines
+
+
+# Keys of earlier releases or common slips, and the key meant.
+MOVED_KEYS = {
+    "search.n_configs": "search.n_trials",
+    "search.n_trial": "search.n_trials",
+    "search.trials": "search.n_trials",
+    "search.epochs": "search.max_epochs",
+    "final.reference_configs": "final.references",
+    "final.top_n": "final.top_k",
+    "final.max_epochs": "final.epochs",
+    "n_trials": "search.n_trials",
+    "folds": "search.folds",
+    "top_k": "final.top_k",
+    "max_epochs": "search.max_epochs",
+    "epochs": "final.epochs",
+    "references": "final.references",
+}
+
+
+def _all_keys(schema: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, sub in schema.get("properties", {}).items():
+        keys.append(f"{prefix}{name}")
+        keys += _all_keys(sub, f"{prefix}{name}.")
+    return keys
+
+
+def unknown_key_lines(error, schema: dict) -> list[str]:
+    """ "config key a.b: unknown", with the key meant: a key of an earlier release, a known slip,
+    or the closest key of the schema."""
+    import difflib
+
+    from .trials import OLD_SEARCH_KEYS
+
+    where = [str(part) for part in error.absolute_path]
+    known = _all_keys(schema)
+    lines = []
+    for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+        key = ".".join([*where, name])
+        if where == ["search"] and name in OLD_SEARCH_KEYS:
+            lines += old_key_problems({name: error.instance[name]})
+            continue
+        meant = MOVED_KEYS.get(key) or next(
+            iter(difflib.get_close_matches(key, known, n=1, cutoff=0.75)), None
+        )
+        if meant is None:  # the same name elsewhere: n_trials at the top level
+            meant = next((k for k in known if k.rsplit(".", 1)[-1] == name), None)
+        hint = f"; did you mean {meant}?" if meant else ""
+        lines.append(f"config key {key}: unknown{hint} (config.yaml lists every key)")
     return lines
 
 
@@ -176,25 +241,15 @@ def check_config(config: dict) -> list[str]:
     ]
     if problems:  # the checks below compare numbers
         return problems
-    low, high = search["Nh1"]
-    if high - low < 2:  # Nh1 in [low + 1, high) and Nh2 in [low, Nh1) must both be non-empty
+    problems += space_problems(search["space"])
+    problems += _reference_problems(config)
+    if search["pruning"] == "halving" and search["halving"]["min_epochs"] >= search["max_epochs"]:
         problems.append(
-            f"config key search.Nh1: expected [low, high] with high >= low + 2, got {[low, high]}"
+            "config key search.halving.min_epochs: the first rung's budget must be below "
+            f"search.max_epochs ({search['max_epochs']}), got {search['halving']['min_epochs']}"
         )
-    for key in ("dropout", "log10_lr", "log10_L2"):
-        low_value, high_value = search[key]
-        if low_value > high_value:
-            problems.append(
-                f"config key search.{key}: expected [low, high] with low <= high, "
-                f"got {[low_value, high_value]}"
-            )
-    optimizers = search["optimizers"]  # the schema allows only torch.optim's names we support
-    total = math.fsum(optimizers.values())
-    if not math.isclose(total, 1.0, abs_tol=1e-6):
-        problems.append(
-            "config key search.optimizers: the probabilities must sum to 1, "
-            f"got {optimizers} (sum {total:g})"
-        )
+    if problems:  # the checks below read the space
+        return problems
     if final["top_k"] > search["n_trials"]:
         problems.append(
             f"config key final.top_k: must be at most search.n_trials ({search['n_trials']}), "
@@ -208,6 +263,28 @@ def check_config(config: dict) -> list[str]:
             'holding the four MNIST IDX files (.gz or uncompressed), or "" to download them.'
         )
     return problems
+
+
+def _reference_problems(config: dict) -> list[str]:
+    """A reference needs a value for every hyper-parameter the search draws."""
+    space = config["search"]["space"]
+    drawn = [n for n in TRAINING_HYPERPARAMETERS if isinstance(space.get(n), dict)]
+    return [
+        f"config key final.references.{name}: give {key}, which the search draws "
+        f"(search.space.{key})"
+        for name, reference in config["final"]["references"].items()
+        for key in drawn
+        if key not in reference
+    ]
+
+
+def _largest_batch(space: dict) -> int:
+    declared = dimension("batch_size", space["batch_size"])
+    if not isinstance(declared, dict):
+        return declared
+    if "choice" in declared:
+        return max(declared["choice"])
+    return declared["int"][1] - 1
 
 
 def _data_limits(config: dict) -> list[str]:
@@ -235,15 +312,19 @@ def _data_limits(config: dict) -> list[str]:
 
 def _memory_limits(config: dict) -> list[str]:
     """The widest network the config can ask for must fit in this machine's memory."""
-    batch_size = config["search"]["batch_size"]
-    low, high = config["search"]["Nh1"]
-    widest = {"search.Nh1": (high - 1, max(high - 2, low))}
+    space = config["search"]["space"]
+    batch_size = _largest_batch(space)
+    shapes = {"search.space.Nh1": (*widest(space), batch_size)}
     for name, reference in config["final"]["references"].items():
-        widest[f"final.references.{name}"] = (reference["Nh1"], reference["Nh2"])
+        shapes[f"final.references.{name}"] = (
+            reference["Nh1"],
+            reference["Nh2"],
+            reference.get("batch_size", batch_size),
+        )
     available = machine_memory_mb()
     problems = []
-    for key, (nh1, nh2) in widest.items():
-        needed = training_memory_mb(nh1, nh2, batch_size)
+    for key, (nh1, nh2, batch) in shapes.items():
+        needed = training_memory_mb(nh1, nh2, batch)
         if needed > available:
             problems.append(
                 f"config key {key}: a network of widths {nh1} and {nh2} needs about "

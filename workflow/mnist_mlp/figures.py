@@ -235,7 +235,8 @@ def learning_curves_stage(history_paths, winner_path, output) -> None:
     plot_learning_curves(histories, read_json(winner_path)["trial"], output)
 
 
-# The search overview's panels: hyper-parameter, axis label, log scale.
+# The search overview's panels: hyper-parameter, axis label, log scale (batch_size only where
+# the search draws it).
 SEARCH_PANELS = (
     ("Nh1", "Nh1 (first hidden layer)", False),
     ("Nh2", "Nh2 (second hidden layer)", False),
@@ -243,27 +244,50 @@ SEARCH_PANELS = (
     ("lr", "learning rate", True),
     ("L2", "L2 (weight decay)", True),
     ("optimizer", "optimizer", False),
+    ("batch_size", "batch size", True),
 )
+PRUNED_MARKERS = ("v", "<", "^", ">", "d")  # one per rung a trial was pruned at
 
 
-def plot_search_overview(ranking, summary, path) -> None:
-    """The CV loss of every trial against each of its six hyper-parameters, one panel each;
-    the retrained top k ringed and the winner starred. Diverged trials have no loss: counted
-    in the title, not drawn."""
+def plot_search_overview(ranking, summary, path, title="Random search") -> None:
+    """The CV loss of every trial against each of its hyper-parameters, one panel each; the
+    retrained top k ringed and the winner starred. Diverged trials have no loss: counted in the
+    title, not drawn. With successive halving, a pruned trial is drawn at its score at the rung
+    where it stopped (the lowest validation loss so far), grey, one marker per rung."""
     plt = pyplot()
     finite = ranking[np.isfinite(ranking["mean_loss"])]
+    pruned = ranking[ranking["status"] == "pruned"]
     retrained = set(summary.loc[~summary["reference"], "trial"])
     winner = summary.loc[summary["winner"], "trial"].tolist()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True, constrained_layout=True)
+    panels = [panel for panel in SEARCH_PANELS if panel[0] in ranking.columns]
+    columns = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(
+        2, columns, figsize=(4.4 * columns, 7.5), sharey=True, constrained_layout=True
+    )
     optimizers = sorted(ranking["optimizer"].unique())
-    size = 30 if len(finite) <= 30 else 14
-    for ax, (key, label, log_scale) in zip(axes.flat, SEARCH_PANELS, strict=True):
-        if key == "optimizer":  # categorical: one column per optimizer, jittered
-            jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(finite))
-            x = finite["optimizer"].map(optimizers.index).to_numpy() + jitter
+    size = 30 if len(ranking) <= 30 else 14
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(ranking))
+
+    def positions(rows, key):
+        if key != "optimizer":
+            return rows[key].to_numpy()
+        # categorical: one column per optimizer, jittered
+        return rows["optimizer"].map(optimizers.index).to_numpy() + jitter[rows.index]
+
+    for ax, (key, label, log_scale) in zip(axes.flat, panels, strict=False):
+        if key == "optimizer":
             ax.set_xticks(range(len(optimizers)), optimizers)
-        else:
-            x = finite[key].to_numpy()
+        for rung, rows in pruned.groupby("rung") if len(pruned) else ():
+            ax.scatter(
+                positions(rows, key),
+                rows["score"],
+                s=size,
+                marker=PRUNED_MARKERS[int(rung) % len(PRUNED_MARKERS)],
+                color="0.55",
+                alpha=0.6,
+                label=f"pruned at rung {int(rung)} ({int(rows['budget'].iloc[0])} epochs per fold)",
+            )
+        x = positions(finite, key)
         top = finite["trial"].isin(retrained).to_numpy()
         best = finite["trial"].isin(winner).to_numpy()
         loss = finite["mean_loss"].to_numpy()
@@ -292,17 +316,21 @@ def plot_search_overview(ranking, summary, path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.grid(True, which="both", alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    ylabel = "mean held-out loss (CV)" + ("; pruned: rung score" if len(pruned) else "")
     for ax in axes[:, 0]:
-        ax.set_ylabel("mean held-out loss (CV)")
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
-    diverged = len(ranking) - len(finite)
-    fig.suptitle(
-        f"Random search: {len(finite)} trials"
-        + (f" ({diverged} diverged, not drawn)" if diverged else "")
-    )
+        ax.set_ylabel(ylabel)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4))
+    diverged = int((ranking["status"] == "diverged").sum())
+    counts = [f"{len(finite)} trials completed"]
+    counts += [f"{len(pruned)} pruned"] if len(pruned) else []
+    counts += [f"{diverged} diverged, not drawn"] if diverged else []
+    fig.suptitle(f"{title}: {len(ranking)} trials ({', '.join(counts)})")
     save_png(fig, path, dpi=110)
 
 
-def search_overview_stage(ranking_path, summary_path, output) -> None:
+def search_overview_stage(ranking_path, summary_path, output, title="Random search") -> None:
     """Rule plot_search: the search overview, with the retrained trials and the winner."""
-    plot_search_overview(read_table(ranking_path), read_table(summary_path), output)
+    plot_search_overview(read_table(ranking_path), read_table(summary_path), output, title)

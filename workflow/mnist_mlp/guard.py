@@ -39,14 +39,33 @@ from .records import METADATA, records
 VERSIONS_FILE = "workflow/mnist_mlp/versions.py"
 # What a commit's code needs to plan and run the workflow (git archive takes only these).
 CODE_PATHS = ("Snakefile", "config.yaml", "workflow", "profiles", "envs")
-# The tiny protocol: every stage on real images, early stopping that triggers (patience 1),
-# two trials and a reference retrained; a minute or two on 2 cores. Only keys that every anchor
-# commit's config knows: each commit reads them over its own defaults.
-GUARD_CONFIG = {
-    "device": "cpu",
-    "search": {"n_trials": 3, "folds": 2, "max_epochs": 4, "patience": 1},
-    "final": {"top_k": 2, "epochs": 2},
-    "figures": {"ascent_steps": 50},
+# The tiny protocols, a minute or two each on 2 cores. "lab": the lab's random search on real
+# images, early stopping that triggers (patience 1), two trials and a reference retrained; only
+# keys that every anchor commit's config knows (each commit reads them over its own defaults).
+# "modes": TPE with successive halving, for the stages that only those modes run (compared with
+# commits that know them).
+PROTOCOLS = {
+    "lab": {
+        "device": "cpu",
+        "search": {"n_trials": 3, "folds": 2, "max_epochs": 4, "patience": 1},
+        "final": {"top_k": 2, "epochs": 2},
+        "figures": {"ascent_steps": 50},
+    },
+    "modes": {
+        "device": "cpu",
+        "search": {
+            "sampler": "tpe",
+            "n_trials": 4,
+            "folds": 2,
+            "max_epochs": 3,
+            "patience": 1,
+            "pruning": "halving",
+            "halving": {"eta": 2, "min_epochs": 1},
+            "tpe": {"batch": 2, "startup_trials": 2},
+        },
+        "final": {"top_k": 1, "epochs": 1, "references": {}},
+        "figures": {"ascent_steps": 10},
+    },
 }
 CONFIG_NAME = "guard_config.yaml"  # in the head run: the config it was made with
 # Job times differ from run to run; everything else an output holds must not.
@@ -119,13 +138,18 @@ def snakemake(code: Path, run: Path, config: Path, *options: str, targets=(), lo
         raise GuardError(f"snakemake failed in {run} with the code of {code}:\n{tail}")
 
 
-def head_run(repo: Path, run: Path, mnist_dir: Path) -> Path:
-    """The tiny protocol with the working tree's code, in ``run``."""
+def head_run(repo: Path, run: Path, mnist_dir: Path, protocol: str = "lab") -> Path:
+    """A tiny protocol with the working tree's code, in ``run``."""
     run.mkdir(parents=True, exist_ok=True)
     config = run / CONFIG_NAME
-    config.write_text(yaml.safe_dump(GUARD_CONFIG | {"mnist_dir": str(mnist_dir)}))
+    config.write_text(yaml.safe_dump(PROTOCOLS[protocol] | {"mnist_dir": str(mnist_dir)}))
     snakemake(repo, run, config, log=run / "guard_head.log")
     return run
+
+
+def head_runs(repo: Path, folder: Path, mnist_dir: Path) -> dict[str, Path]:
+    """Every protocol's head run, in ``folder/<protocol>``."""
+    return {name: head_run(repo, folder / name, mnist_dir, name) for name in PROTOCOLS}
 
 
 def stage_outputs(run: Path, stages) -> dict[str, list[str]]:
@@ -225,10 +249,11 @@ class Outcome:
 
 
 def check(
-    repo: Path, head: Path, work: Path, stages: list[str] | None = None, log=print
+    repo: Path, heads: dict[str, Path], work: Path, stages: list[str] | None = None, log=print
 ) -> list[Outcome]:
-    """Compare each stage of the ``head`` run (``head_run``) with its anchor commit's code;
-    ``work`` holds the anchor commits' code and runs. Returns one outcome per stage."""
+    """Compare each stage of the head runs (``head_runs``: protocol -> run) with its anchor
+    commit's code; a stage is compared in the first protocol that runs it. ``work`` holds the
+    anchor commits' code and runs. Returns one outcome per stage."""
     versions = versions_at(repo, None)
     found = anchors(repo)
     unknown = sorted(set(stages or ()) - set(versions))
@@ -237,20 +262,29 @@ def check(
     outcomes = {
         stage: Outcome(stage, versions[stage], found[stage]) for stage in stages or versions
     }
-    made = stage_outputs(head, outcomes)
-    for anchor in dict.fromkeys(o.anchor for o in outcomes.values() if o.anchor):
-        group = [o for o in outcomes.values() if o.anchor == anchor]
-        outputs = sorted(output for o in group for output in made[o.stage])
-        log(f"computing {len(group)} stages ({len(outputs)} files) with the code of {anchor[:10]}")
-        code = code_at(repo, anchor, work / f"code-{anchor[:10]}")
-        run = work / f"run-{anchor[:10]}"
-        recompute(code, head, run, outputs, log=work / f"run-{anchor[:10]}.log")
-        for outcome in group:
-            for output in made[outcome.stage]:
-                outcome.compared.append(output)
-                again = run / output
-                if not again.is_file() or comparable(again) != comparable(head / output):
-                    outcome.differing.append(output)
+    compared: set[str] = set()
+    for protocol, head in heads.items():
+        made = {s: o for s, o in stage_outputs(head, outcomes).items() if o and s not in compared}
+        compared |= set(made)
+        group_anchors = dict.fromkeys(outcomes[s].anchor for s in made if outcomes[s].anchor)
+        for anchor in group_anchors:
+            group = [outcomes[s] for s in made if outcomes[s].anchor == anchor]
+            outputs = sorted(output for o in group for output in made[o.stage])
+            log(
+                f"{protocol}: computing {len(group)} stages ({len(outputs)} files) with the "
+                f"code of {anchor[:10]}"
+            )
+            code = work / f"code-{anchor[:10]}"
+            if not code.exists():
+                code_at(repo, anchor, code)
+            run = work / f"run-{protocol}-{anchor[:10]}"
+            recompute(code, head, run, outputs, log=work / f"{run.name}.log")
+            for outcome in group:
+                for output in made[outcome.stage]:
+                    outcome.compared.append(output)
+                    again = run / output
+                    if not again.is_file() or comparable(again) != comparable(head / output):
+                        outcome.differing.append(output)
     return list(outcomes.values())
 
 
@@ -264,7 +298,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", nargs="+", metavar="STAGE", help="only these (rule names)")
     parser.add_argument("--mnist-dir", type=Path, help="default: $MNIST_DIR or ../shared/...")
     parser.add_argument(
-        "--head-run", type=Path, help="a head run made before (kept); default: made now"
+        "--head-runs",
+        type=Path,
+        help="a folder of head runs made before, one per protocol (kept); default: made now",
     )
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder (for a look)")
     args = parser.parse_args(argv)
@@ -272,17 +308,18 @@ def main(argv=None) -> int:
     mnist_dir = (args.mnist_dir or default_mnist_dir(repo)).resolve()
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="guard-"))
     try:
-        if args.head_run:
-            head = args.head_run.resolve()
+        if args.head_runs:
+            folder = args.head_runs.resolve()
+            heads = {name: folder / name for name in PROTOCOLS if (folder / name).is_dir()}
         else:
             if not mnist_dir.is_dir():
                 raise GuardError(
                     f"MNIST not found in {mnist_dir}: the guard runs on the real images; give "
                     "--mnist-dir or set MNIST_DIR"
                 )
-            print(f"head run: the tiny protocol with the working tree's code in {work / 'head'}")
-            head = head_run(repo, work / "head", mnist_dir)
-        outcomes = check(repo, head, work, args.stages)
+            print(f"head runs: the tiny protocols with the working tree's code in {work}")
+            heads = head_runs(repo, work / "head", mnist_dir)
+        outcomes = check(repo, heads, work, args.stages)
     except GuardError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -58,6 +58,18 @@ class MLP(nn.Module):
 ARCHITECTURE_KEYS = ("Nh1", "Nh2", "dropout")
 
 
+def atomic_save(path, content) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then renamed into place."""
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def load_state(path) -> dict:
+    """What ``atomic_save`` saved: tensors and plain Python values only (``weights_only``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> None:
     """One file with the state dict, the architecture and the trial's hyper-parameters (and
     optionally the metrics it was saved with); ``load_model`` rebuilds the network from it."""
@@ -68,9 +80,7 @@ def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> N
         "metrics": dict(metrics or {}),
         "state_dict": {key: value.cpu() for key, value in module.state_dict().items()},
     }
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+    atomic_save(path, checkpoint)
 
 
 def load_model(path, device="cpu") -> tuple[MLP, dict]:

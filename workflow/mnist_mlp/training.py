@@ -17,11 +17,12 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from skorch.history import History
 
 from .constants import EVAL_BATCH_SIZE, N_CLASSES
 from .errors import TrainingDiverged, UserFacingError
 from .model import MLP
-from .trials import HYPERPARAMETERS
+from .trials import hyperparameters_of
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _FOLD_STREAM, _FIT_STREAM, _RETRAIN_STREAM = 2, 3, 4
 @dataclass(frozen=True)
 class TrainingSettings:
     max_epochs: int
-    batch_size: int
+    batch_size: int | None  # None: each trial gives its own (search.space.batch_size drawn)
     patience: int | None  # None: no early stopping, train for max_epochs
     seed: int
     device: str = "cpu"
@@ -46,7 +47,7 @@ class TrainingSettings:
         the resolved device and the config's ``tracking`` section."""
         return cls(
             max_epochs=settings["max_epochs"],
-            batch_size=settings["batch_size"],
+            batch_size=settings.get("batch_size"),
             patience=settings.get("patience"),
             seed=settings["seed"],
             device=device,
@@ -140,6 +141,34 @@ class StopOnDivergence(Callback):
             raise TrainingDiverged(f"training loss became {loss} in epoch {len(net.history)}")
 
 
+class ResumableEarlyStopping(EarlyStopping):
+    """skorch's ``EarlyStopping`` whose count survives a pause: a fit that goes on from a saved
+    state (successive halving's next rung) starts from the saved count instead of afresh, so
+    that it stops where an unpaused fit would."""
+
+    def __init__(self, *args, resume: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        if self.resume:
+            self.misses_ = self.resume["misses"]
+            self.dynamic_threshold_ = self.resume["threshold"]
+            self.best_epoch_ = self.resume["best_epoch"]
+
+    @property
+    def stopped(self) -> bool:
+        return self.misses_ >= self.patience
+
+    def state(self) -> dict:
+        return {
+            "misses": self.misses_,
+            "threshold": float(self.dynamic_threshold_),
+            "best_epoch": self.best_epoch_,
+        }
+
+
 class EpochLog(Callback):
     """One log line per epoch ("fold 2/4 epoch 17/100 ..."), so that a user can follow a long
     job with ``tail -f``."""
@@ -199,7 +228,7 @@ def tracking_callbacks(tracking: dict | None, run_name: str, params: dict) -> li
     except Exception:  # made already, possibly by a job running beside this one
         experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT).experiment_id
     run = client.create_run(experiment, run_name=run_name)
-    for key in HYPERPARAMETERS:
+    for key in hyperparameters_of(params):
         client.log_param(run.info.run_id, key, params[key])
     return [MlflowLogger(run, client, create_artifact=False)]
 
@@ -210,14 +239,16 @@ def make_classifier(
     log_prefix: str = "",
     monitor: Dataset | None = None,
     run_name: str = "fit",
+    stopping: dict | None = None,
 ):
     """The skorch classifier for one trial's hyper-parameters ``params`` (Nh1, Nh2,
-    dropout, optimizer, lr, L2).
+    dropout, optimizer, lr, L2; batch_size where the trial draws it).
 
     With ``settings.patience`` it early-stops on a stratified internal validation split (the
-    search). Without, it trains for ``max_epochs`` and, given ``monitor``, reports loss and
-    accuracy on it after every epoch as ``valid_loss``/``valid_acc`` without learning from it
-    (the final retraining, as in the report).
+    search; ``stopping``: the early-stopping count of a paused fit that goes on). Without, it
+    trains for ``max_epochs`` and, given ``monitor``, reports loss and accuracy on it after
+    every epoch as ``valid_loss``/``valid_acc`` without learning from it (the final
+    retraining, as in the report).
     """
     if settings.patience is not None and monitor is not None:
         raise ValueError("monitoring runs for a fixed number of epochs: patience must be None")
@@ -225,7 +256,7 @@ def make_classifier(
     callbacks = [EpochLog(log_prefix), StopOnDivergence()]
     callbacks += tracking_callbacks(settings.tracking, f"{params['trial']}/{run_name}", params)
     if settings.patience is not None:
-        callbacks.insert(0, EarlyStopping(patience=settings.patience))
+        callbacks.insert(0, ResumableEarlyStopping(patience=settings.patience, resume=stopping))
         train_split = StratifiedHoldout(VALID_FRACTION, settings.seed)
     elif monitor is not None:
         train_split = predefined_split(monitor)
@@ -245,7 +276,7 @@ def make_classifier(
             for key, value in optimizer_options(params["optimizer"]).items()
         },
         max_epochs=settings.max_epochs,
-        batch_size=settings.batch_size,
+        batch_size=int(params.get("batch_size") or settings.batch_size),
         iterator_train=TensorBatches,
         iterator_train__shuffle=True,
         iterator_valid=TensorBatches,
@@ -286,41 +317,86 @@ def fit_and_score(
     log_prefix="",
     monitor_eval=False,
     run_name="fit",
+    until=None,
+    resume=None,
 ):
     """Fit one classifier and score it on (X_eval, y_eval).
 
     With ``monitor_eval`` the evaluation data are also scored after every epoch (without early
-    stopping: ``settings.patience`` must be None). Returns (net, record) where record holds
-    loss, accuracy, epochs, seconds and status ('ok', or 'diverged' with NaN scores).
+    stopping: ``settings.patience`` must be None). ``until``: stop after that many epochs in
+    all (successive halving's rung budget) unless the fit ends before; ``resume``: the
+    ``FitState`` a paused fit left, to go on from (the torch random state must be the one the
+    fit started with otherwise: the caller seeds it). Returns (net, record, state): record
+    holds loss, accuracy, epochs, seconds and status ('ok', 'diverged' with NaN scores, or
+    'running' for a fit paused at ``until``, unscored); state is what going on needs.
     """
     monitor = Dataset(X_eval, y_eval) if monitor_eval else None
-    net = make_classifier(params, settings, log_prefix, monitor=monitor, run_name=run_name)
+    stopping = resume["stopping"] if resume else None
+    net = make_classifier(params, settings, log_prefix, monitor, run_name, stopping)
+    net.initialize()
+    spent = 0.0
+    if resume:  # the paused fit exactly as it was: weights, optimizer, history, random state
+        net.module_.load_state_dict(resume["module"])
+        net.optimizer_.load_state_dict(resume["optimizer"])
+        net.history = History(resume["history"])
+        torch.set_rng_state(resume["rng"])
+        spent = resume["seconds"]
+    epochs = (until or settings.max_epochs) - len(net.history)
     start = time.perf_counter()
     try:
-        net.fit(X_train, y_train)
+        net.partial_fit(X_train, y_train, epochs=epochs)
     except TrainingDiverged as err:
         log.warning("%sdiverged: %s", log_prefix, err)
-        return net, {
-            "status": "diverged",
-            "loss": math.nan,
-            "accuracy": math.nan,
-            "epochs": len(net.history),
-            "seconds": time.perf_counter() - start,
+        return (
+            net,
+            {
+                "status": "diverged",
+                "loss": math.nan,
+                "accuracy": math.nan,
+                "epochs": len(net.history),
+                "seconds": spent + time.perf_counter() - start,
+            },
+            None,
+        )
+    seconds = spent + time.perf_counter() - start
+    stopper = next((cb for _, cb in net.callbacks_ if isinstance(cb, ResumableEarlyStopping)), None)
+    if len(net.history) < settings.max_epochs and not (stopper and stopper.stopped):
+        state = {
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "history": _plain(list(net.history)),
+            "rng": torch.get_rng_state(),
+            "stopping": stopper.state() if stopper else None,
+            "seconds": seconds,
         }
-    seconds = time.perf_counter() - start
+        return net, {"status": "running", "epochs": len(net.history), "seconds": seconds}, state
     loss, accuracy = evaluate(net.module_, X_eval, y_eval)
     if not math.isfinite(loss):
         log.warning("%sheld-out loss is %s: recorded as diverged", log_prefix, loss)
         loss, accuracy, status = math.nan, math.nan, "diverged"
     else:
         status = "ok"
-    return net, {
-        "status": status,
-        "loss": loss,
-        "accuracy": accuracy,
-        "epochs": len(net.history),
-        "seconds": seconds,
-    }
+    return (
+        net,
+        {
+            "status": status,
+            "loss": loss,
+            "accuracy": accuracy,
+            "epochs": len(net.history),
+            "seconds": seconds,
+        },
+        None,
+    )
+
+
+def _plain(value):
+    """``value`` with numpy scalars as Python numbers: a state file loads with
+    ``weights_only=True``, which refuses any other type."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def epoch_table(net) -> list[dict]:
@@ -343,24 +419,43 @@ def best_epoch(epochs: list[dict]) -> int | None:
     return min(finite, key=lambda row: row["valid_loss"])["epoch"] if finite else None
 
 
-def cross_validate_trial(params: dict, settings: TrainingSettings, X, y, folds: int):
-    """``cross_val_score``-style stratified k-fold CV of one trial on (X, y), scored by the
-    held-out log loss, as the report's search.
-
-    Returns (result, history): per fold the held-out loss and accuracy, epochs, best epoch,
-    seconds and status, with their summary; and one row per fold and epoch."""
+def fold_splits(settings: TrainingSettings, y, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The stratified k folds of (train, held-out) indices, the same for every trial."""
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(
         n_splits=folds, shuffle=True, random_state=derived_seed(settings.seed, _FOLD_STREAM)
     )
-    records, history = [], []
     labels = y.cpu().numpy()
-    for fold, (train, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["trial"], fold))
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def cross_validate_trial(
+    params: dict, settings: TrainingSettings, X, y, folds: int, until=None, resume=None
+):
+    """``cross_val_score``-style stratified k-fold CV of one trial on (X, y), scored by the
+    held-out log loss, as the report's search.
+
+    ``until``: train each fold to at most that many epochs (a rung of successive halving);
+    ``resume``: the per-fold states the previous rung returned. Returns (result, history,
+    states): per fold the held-out loss and accuracy, epochs, best epoch, seconds and status
+    ('running' for a fold paused at ``until``), with their summary (``summarize_folds``, or
+    ``summarize_rung`` while a fold runs); one row per fold and epoch so far; and per fold
+    what the next rung needs (None once the trial is complete).
+    """
+    records, history, states = [], [], []
+    for fold, (train, held_out) in enumerate(fold_splits(settings, y, folds)):
+        previous = resume[fold] if resume else None
+        if previous and previous["done"]:  # finished in an earlier rung: as it was
+            records.append(previous["record"])
+            history += previous["epochs"]
+            states.append(previous)
+            continue
+        if previous is None:
+            torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["trial"], fold))
         train = torch.from_numpy(train).to(X.device)
         held_out = torch.from_numpy(held_out).to(X.device)
-        net, record = fit_and_score(
+        net, record, state = fit_and_score(
             params,
             settings,
             X[train],
@@ -369,14 +464,26 @@ def cross_validate_trial(params: dict, settings: TrainingSettings, X, y, folds: 
             y[held_out],
             log_prefix=f"fold {fold + 1}/{folds} ",
             run_name=f"fold{fold + 1}",
+            until=until,
+            resume=previous and previous["fit"],
         )
-        epochs = epoch_table(net)
-        records.append({"fold": fold + 1, **record, "best_epoch": best_epoch(epochs)})
-        history += [{"fold": fold + 1, **row} for row in epochs]
+        epochs = [{"fold": fold + 1, **row} for row in epoch_table(net)]
+        record = {"fold": fold + 1, **record, "best_epoch": best_epoch(epochs)}
+        records.append(record)
+        history += epochs
+        states.append(
+            _plain({"done": state is None, "record": record, "epochs": epochs, "fit": state})
+        )
         log.info("fold %d/%d: %s", fold + 1, folds, records[-1])
         if record["status"] == "diverged":
             break  # the trial is out: the remaining folds would not change that
-    return summarize_folds(params, records), history
+    if any(r["status"] == "diverged" for r in records) or all(s["done"] for s in states):
+        # complete: only the folds an unpaused CV would have run (it stops at a divergence)
+        last = next((i for i, r in enumerate(records) if r["status"] == "diverged"), None)
+        kept = len(records) if last is None else last + 1
+        history = [row for row in history if row["fold"] <= kept]
+        return summarize_folds(params, records[:kept]), history, None
+    return summarize_rung(params, records, history), history, states
 
 
 def summarize_folds(params: dict, folds: list[dict]) -> dict:
@@ -384,11 +491,29 @@ def summarize_folds(params: dict, folds: list[dict]) -> dict:
     losses = np.array([f["loss"] for f in folds])
     return {
         "trial": params["trial"],
-        "params": {key: params[key] for key in HYPERPARAMETERS},
+        "params": {key: params[key] for key in hyperparameters_of(params)},
         "status": "diverged" if diverged else "ok",
         "mean_loss": math.nan if diverged else float(losses.mean()),
         "std_loss": math.nan if diverged else float(losses.std()),
         "mean_accuracy": math.nan if diverged else float(np.mean([f["accuracy"] for f in folds])),
+        "mean_epochs": float(np.mean([f["epochs"] for f in folds])),
+        "folds": folds,
+    }
+
+
+def summarize_rung(params: dict, folds: list[dict], history: list[dict]) -> dict:
+    """A trial paused at a rung: its score is the mean over folds of the lowest validation loss
+    so far (what early stopping watches; a finished fold counts with its whole curve)."""
+    best = []
+    for fold in folds:
+        losses = [r["valid_loss"] for r in history if r["fold"] == fold["fold"]]
+        finite = [loss for loss in losses if math.isfinite(loss)]
+        best.append(min(finite) if finite else math.nan)
+    return {
+        "trial": params["trial"],
+        "params": {key: params[key] for key in hyperparameters_of(params)},
+        "status": "running",
+        "score": float(np.mean(best)),
         "mean_epochs": float(np.mean([f["epochs"] for f in folds])),
         "folds": folds,
     }
@@ -402,7 +527,7 @@ def retrain_trial(params: dict, settings: TrainingSettings, train, test):
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
     torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["trial"]))
-    net, record = fit_and_score(
+    net, record, _ = fit_and_score(
         params, settings, *train, *test, monitor_eval=True, run_name="final"
     )
     history = [

@@ -14,21 +14,28 @@ Standard library only: the Snakefile reads it when it plans a run.
 
 from __future__ import annotations
 
+import ast
+
 # One entry per rule that writes results, named as the rule. Bump a stage's number when a change
 # alters its outputs, and only then.
 RESULT_VERSIONS = {
     "download_mnist": 1,
     "split_train_test": 1,
     "sample_trials": 1,
+    "propose_trials": 1,
     "cross_validate": 1,
+    "train_rung": 1,
+    "promote_trials": 1,
     "rank_trials": 1,
+    "export_study": 1,
     "retrain": 1,
     "select_winner": 1,
     "report_tables": 1,
-    "plot_search": 1,
+    "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
     "plot_receptive_fields": 1,
     "plot_gradient_ascent": 1,
     "plot_learning_curves": 1,
+    "plot_importance": 1,
 }
 
 # Version 1 of every stage is what the code of this commit computes: the commit of the published
@@ -72,11 +79,30 @@ def result_version(stage: str) -> str:
 
 
 def legacy_upgrade(stage: str, params: list[str]) -> list[str] | None:
-    """A record's params (Snakemake stores each param's ``repr``, sorted) with the legacy code
-    hash of version 1 replaced by the ``version`` param of version 1 (a stage bumped since then
-    still reruns: "v1" is not its version); None when the record carries no such hash (made by
-    other code, or upgraded already)."""
+    """A record's params (Snakemake stores each param's ``repr``, sorted) as this release's
+    rules pass them for the same results, or None when there is nothing to upgrade (made by
+    other code, or upgraded already). Two changes of form are known:
+
+    - the code hash of version 1 (before result versions) becomes the ``version`` param of
+      version 1 (a stage bumped since then still reruns: "v1" is not its version);
+    - sample_trials's search space in the keys of earlier releases (``log10_lr``, ...) becomes
+      ``search.space`` in its canonical form, which draws the same trials.
+    """
+    upgraded = list(params)
     legacy = repr(LEGACY_CODE_HASHES.get(stage))
-    if legacy not in params:
-        return None
-    return sorted(repr(version_param(1)) if p == legacy else p for p in params)
+    upgraded = [repr(version_param(1)) if p == legacy else p for p in upgraded]
+    if stage == "sample_trials":
+        upgraded = [_space_param(p) for p in upgraded]
+    return sorted(upgraded) if upgraded != list(params) else None
+
+
+def _space_param(param: str) -> str:
+    from .trials import OLD_SEARCH_KEYS, space_from_old
+
+    try:
+        value = ast.literal_eval(param)
+    except (ValueError, SyntaxError):
+        return param
+    if isinstance(value, dict) and "log10_lr" in value and set(value) <= set(OLD_SEARCH_KEYS):
+        return repr(space_from_old(value))
+    return param

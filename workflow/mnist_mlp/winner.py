@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import UserFacingError
 from .io import copy_file, read_json, read_table, write_json, write_table
-from .trials import HYPERPARAMETERS, is_reference
+from .trials import TRAINING_HYPERPARAMETERS, hyperparameters_of, is_reference
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,8 @@ def candidates_table(metrics: dict[str, dict], ranking) -> pd.DataFrame:
     """One row per retrained trial: hyper-parameters, CV loss (NaN for references), the three
     accuracies, whether it is a reference. ``ranking`` is the search's ranking table."""
     cv_loss = dict(zip(ranking["trial"], ranking["mean_loss"], strict=True))
-    columns = ["trial", "reference", *HYPERPARAMETERS, "cv_loss", "status", "test_accuracy"]
+    names = [n for n in TRAINING_HYPERPARAMETERS if any(n in m["params"] for m in metrics.values())]
+    columns = ["trial", "reference", *names, "cv_loss", "status", "test_accuracy"]
     columns += ["official_test_accuracy", "whole_dataset_accuracy", "epochs"]
     rows = []
     for trial, metric in metrics.items():
@@ -27,7 +28,7 @@ def candidates_table(metrics: dict[str, dict], ranking) -> pd.DataFrame:
             {
                 "trial": trial,
                 "reference": is_reference(trial),
-                **{key: metric["params"][key] for key in HYPERPARAMETERS},
+                **{key: metric["params"][key] for key in hyperparameters_of(metric["params"])},
                 "cv_loss": cv_loss.get(trial, math.nan),
                 "status": metric["status"],
                 "test_accuracy": metric["test_accuracy"],
@@ -50,7 +51,7 @@ def select_winner(candidates: pd.DataFrame) -> pd.DataFrame:
         raise UserFacingError(
             "no retrained trial can win: every trial of the search diverged or failed (see "
             "results/search/ranking.tsv), and references never win. Narrow the search's "
-            "ranges (search.log10_lr) or choose more trials (search.n_trials)."
+            "ranges (search.space.lr) or choose more trials (search.n_trials)."
         )
     ordered = candidates.assign(_eligible=eligible).sort_values(
         ["_eligible", "test_accuracy", "cv_loss", "trial"],
@@ -69,7 +70,10 @@ def winner_record(table: pd.DataFrame, metrics: dict[str, dict]) -> dict:
     trial = best["trial"]
     return {
         "trial": trial,
-        "params": {key: metrics[trial]["params"][key] for key in HYPERPARAMETERS},
+        "params": {
+            key: metrics[trial]["params"][key]
+            for key in hyperparameters_of(metrics[trial]["params"])
+        },
         "cv_loss": float(best["cv_loss"]),
         "test_accuracy": metrics[trial]["test_accuracy"],
         "official_test_accuracy": metrics[trial]["official_test_accuracy"],

@@ -1,3 +1,4 @@
+import math
 import sys
 
 import yaml
@@ -11,15 +12,20 @@ from mnist_mlp.config import (
     merge_config,
     validate_config,
 )
-from mnist_mlp.io import read_tsv, write_text
+from mnist_mlp.io import read_json, read_tsv, write_text
 from mnist_mlp.records import legacy_records
 from mnist_mlp.report import front_page, results_mismatch
+from mnist_mlp.halving import budgets
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
     TRIAL_ID_PATTERN,
+    fixed_settings,
+    hyperparameters_of,
     reference_trials,
     sample_trials,
-    search_space,
+    sampled_space,
+    trial_id,
+    trial_index,
 )
 from mnist_mlp.versions import result_version
 
@@ -60,10 +66,25 @@ ENV = "../../envs/mnist_mlp.yaml"
 MNIST = "results/data/mnist.npz"
 TRAIN_INDICES = "results/data/split/train_indices.npy"
 TEST_INDICES = "results/data/split/test_indices.npy"
-# Every trial's hyper-parameters, sampled here (microseconds each) and passed to its jobs as
+SEARCH = config["search"]
+SPACE = sampled_space(SEARCH["space"])  # what the samplers draw from
+FIXED = fixed_settings(SEARCH["space"])  # a fixed batch_size: a setting of every training job
+N_TRIALS = SEARCH["n_trials"]
+TPE = SEARCH["sampler"] == "tpe"
+HALVING = SEARCH["pruning"] == "halving"
+# The random sampler's trials, drawn here (microseconds each) and passed to their jobs as
 # params: no job per trial, and a trial's jobs rerun exactly when its hyper-parameters change.
-TRIALS = sample_trials(config["seed"], config["search"]["n_trials"], search_space(config["search"]))
+# With TPE, the startup trials only; batch k >= 1 of the others is proposed by a job of its own
+# (propose_trials, a checkpoint) from the results of batches 0 to k - 1.
+STARTUP = min(SEARCH["tpe"]["startup_trials"], N_TRIALS) if TPE else N_TRIALS
+TRIALS = sample_trials(config["seed"], STARTUP, SPACE)
+BATCH_SIZE = SEARCH["tpe"]["batch"]
+BATCHES = 1 + (math.ceil((N_TRIALS - STARTUP) / BATCH_SIZE) if TPE else 0)
+RUNGS = budgets(SEARCH["halving"]["min_epochs"], SEARCH["halving"]["eta"], SEARCH["max_epochs"])
 REFERENCES = reference_trials(config["final"]["references"])
+SEARCH_TITLE = ("TPE search" if TPE else "Random search") + (
+    " with successive halving" if HALVING else ""
+)
 FIGURE_LAYERS = ("layer1", "layer2", "output")
 LAYER_LABELS = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output"}
 # The report's categories, numbered so that they appear in the order of the pipeline.
@@ -81,17 +102,65 @@ GPUS_PER_TRAINING_JOB = 1 if config["device"].startswith("cuda") else 0
 
 wildcard_constraints:
     trial=f"{TRIAL_ID_PATTERN}|{REFERENCE_ID_PATTERN}",
+    batch=r"\d+",
+    rung=r"\d+",
+
+
+def batch_range(batch):
+    """(first trial index, number of trials) of a batch: batch 0 is the startup trials. TPE
+    proposes a whole batch even where n_trials ends inside it, so that raising n_trials
+    changes no proposal made before (the trials beyond n_trials are not trained)."""
+    if batch == 0:
+        return 0, STARTUP
+    return STARTUP + (batch - 1) * BATCH_SIZE, BATCH_SIZE
+
+
+def batch_of(trial):
+    index = trial_index(trial)
+    return 0 if index < STARTUP else 1 + (index - STARTUP) // BATCH_SIZE
+
+
+def batch_ids(batch):
+    """The trials of a batch that the run trains (up to n_trials)."""
+    first, size = batch_range(batch)
+    return [trial_id(index) for index in range(first, min(first + size, N_TRIALS))]
+
+
+def batch_trials(batch):
+    """The trials of a batch: drawn now (batch 0), or read from TPE's proposal (a checkpoint)."""
+    if batch == 0:
+        return {tid: TRIALS[tid] for tid in batch_ids(0)}
+    proposed = read_json(checkpoints.propose_trials.get(batch=batch).output[0])
+    # JSON keeps the exact floats; the keys go back into trial order
+    return {
+        tid: {
+            "trial": tid,
+            **{key: proposed[tid][key] for key in hyperparameters_of(proposed[tid])},
+        }
+        for tid in batch_ids(batch)
+    }
+
+
+def proposal_of(wildcards):
+    """Input of a trial's training jobs: TPE's proposal that holds its hyper-parameters (none
+    for a trial drawn when the run is planned)."""
+    trial = wildcards.trial
+    if not TPE or trial in TRIALS or trial in REFERENCES:
+        return []
+    return checkpoints.propose_trials.get(batch=batch_of(trial)).output[0]
 
 
 def hyperparameters(wildcards):
-    """Param: the trial's hyper-parameters (sampled, or a reference from the config)."""
+    """Param: the trial's hyper-parameters (sampled, proposed, or a reference of the config)."""
     trial = wildcards.trial
     if trial in TRIALS:
         return TRIALS[trial]
     if trial in REFERENCES:
         return REFERENCES[trial]
+    if TPE and trial_index(trial) < N_TRIALS:
+        return batch_trials(batch_of(trial))[trial]
     raise WorkflowError(
-        f"unknown trial {trial}: this config samples t0000 to t{len(TRIALS) - 1:04d} "
+        f"unknown trial {trial}: this config samples t0000 to t{N_TRIALS - 1:04d} "
         f"(search.n_trials) and has the references {sorted(REFERENCES)} (final.references)"
     )
 
@@ -99,17 +168,93 @@ def hyperparameters(wildcards):
 def training_settings(stage):
     """Param: the config values a training job depends on, so that a change reruns exactly
     the jobs that use them."""
-    search = config["search"]
     shared = {"seed": config["seed"], "device": config["device"]}
     if stage == "search":
-        keys = ("folds", "patience", "max_epochs", "batch_size")
-        return shared | {key: search[key] for key in keys}
+        keys = ("folds", "patience", "max_epochs")
+        return shared | {key: SEARCH[key] for key in keys} | FIXED
     if stage == "final":
-        return shared | {
-            "batch_size": search["batch_size"],
-            "max_epochs": config["final"]["epochs"],
-        }
+        return shared | FIXED | {"max_epochs": config["final"]["epochs"]}
     raise ValueError(f"unknown training stage {stage}")
+
+
+def sampling_params():
+    """Params of sample_trials: what the trials are drawn from (with TPE, its batches are
+    inputs). The random sampler's are those of the lab's runs, so that they stay current."""
+    params = {"seed": config["seed"], "n_trials": STARTUP, "space": SPACE}
+    return params | ({"tpe": SEARCH["tpe"], "total": N_TRIALS} if TPE else {})
+
+
+def proposals(wildcards):
+    """Input of sample_trials: TPE's batches (none with the random sampler)."""
+    return [f"results/search/batches/batch{batch}.json" for batch in range(1, BATCHES)]
+
+
+def trial_result(trial, wildcards=None):
+    """A trial's final result: its CV result, or with halving the rung where it finished or
+    was pruned (known once that batch's rungs are decided)."""
+    if not HALVING:
+        return f"results/search/cv/{trial}.json"
+    return f"results/search/halving/{trial}/rung{last_rung(trial)}.json"
+
+
+def rung_decisions(batch, rung):
+    """The rows of one rung's decisions (a checkpoint's table)."""
+    return read_tsv(checkpoints.promote_trials.get(batch=batch, rung=rung).output[0])
+
+
+def rung_trials(batch, rung):
+    """The trials that train at ``rung`` in ``batch``: all at the first, then those promoted."""
+    if rung == 0:
+        return batch_ids(batch)
+    return [r["trial"] for r in rung_decisions(batch, rung - 1) if r["decision"] == "promoted"]
+
+
+def last_rung(trial):
+    batch = batch_of(trial)
+    for rung in range(len(RUNGS)):
+        decided = {r["trial"]: r["decision"] for r in rung_decisions(batch, rung)}
+        if decided.get(trial) != "promoted":
+            return rung
+    raise WorkflowError(f"trial {trial} was promoted past the last rung")
+
+
+def previous_rung_state(wildcards):
+    """Input of train_rung: the state the previous rung left (none at the first rung)."""
+    rung = int(wildcards.rung)
+    if rung == 0:
+        return []
+    return f"results/search/halving/{wildcards.trial}/rung{rung - 1}.state.pt"
+
+
+def rung_results(wildcards):
+    """Input of promote_trials: the results of the trials that trained at this rung."""
+    batch, rung = int(wildcards.batch), int(wildcards.rung)
+    return [f"results/search/halving/{t}/rung{rung}.json" for t in rung_trials(batch, rung)]
+
+
+def batch_results(batch):
+    return [trial_result(trial) for trial in batch_ids(batch)]
+
+
+def earlier_results(wildcards):
+    """Input of propose_trials: the final result of every trial of the earlier batches."""
+    return [path for batch in range(int(wildcards.batch)) for path in batch_results(batch)]
+
+
+def all_results(wildcards=None):
+    """Input of rank_trials: every trial's final result."""
+    return [path for batch in range(BATCHES) for path in batch_results(batch)]
+
+
+def rung_tables(wildcards=None):
+    """Every rung's decisions, all batches (halving)."""
+    if not HALVING:
+        return []
+    return [
+        f"results/search/halving/batch{batch}/rung{rung}.tsv"
+        for batch in range(BATCHES)
+        for rung in range(len(RUNGS))
+    ]
 
 
 def search_outputs():
@@ -150,6 +295,10 @@ def figure_params(*keys):
 
 def final_outputs():
     return [
+        "results/search/study.db",
+        "results/search/importance.tsv",
+        "results/figures/importance.png",
+        "results/figures/parallel_coordinates.png",
         "results/final/summary.tsv",
         "results/winner/winner.json",
         "results/winner/winning_net.dat",

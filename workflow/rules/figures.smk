@@ -1,5 +1,6 @@
 localrules:
     plot_search,
+    plot_importance,
     plot_receptive_fields,
     plot_gradient_ascent,
     plot_learning_curves,
@@ -19,6 +20,7 @@ rule plot_search:
     log:
         "logs/figures/plot_search.log",
     params:
+        title=SEARCH_TITLE,
         version=result_version("plot_search"),
     conda:
         ENV
@@ -96,3 +98,33 @@ rule plot_learning_curves:
         ENV
     script:
         "../scripts/plot_learning_curves.py"
+
+
+rule plot_importance:
+    input:
+        study="results/search/study.db",
+        ranking="results/search/ranking.tsv",
+    output:
+        table="results/search/importance.tsv",
+        importance=report(
+            "results/figures/importance.png",
+            caption="../report/importance.rst",
+            category=CATEGORIES["search"],
+            labels={"item": "importance of each hyper-parameter"},
+        ),
+        parallel=report(
+            "results/figures/parallel_coordinates.png",
+            caption="../report/parallel_coordinates.rst",
+            category=CATEGORIES["search"],
+            labels={"item": "parallel coordinates"},
+        ),
+    log:
+        "logs/figures/plot_importance.log",
+    params:
+        space=SPACE,
+        top_k=config["final"]["top_k"],
+        version=result_version("plot_importance"),
+    conda:
+        ENV
+    script:
+        "../scripts/plot_importance.py"

@@ -9,4 +9,6 @@ from mnist_mlp.figures import search_overview_stage
 from mnist_mlp.jobs import start_job
 
 start_job(snakemake.log[0])
-search_overview_stage(snakemake.input.ranking, snakemake.input.summary, snakemake.output[0])
+search_overview_stage(
+    snakemake.input.ranking, snakemake.input.summary, snakemake.output[0], snakemake.params.title
+)

@@ -1,4 +1,5 @@
-"""Rule rank_trials: gather the CV results, rank them, plot the search."""
+"""Rule rank_trials: gather every trial's final result and rank them (with halving, every
+rung's decisions in one table too)."""
 
 import sys
 from pathlib import Path
@@ -9,4 +10,4 @@ from mnist_mlp.jobs import start_job
 from mnist_mlp.ranking import rank_stage
 
 start_job(snakemake.log[0])
-rank_stage(snakemake.input, snakemake.output)
+rank_stage(snakemake.input.results, snakemake.output, snakemake.input.rungs)

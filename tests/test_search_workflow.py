@@ -1,0 +1,146 @@
+"""The search modes through Snakemake on the real MNIST (workflow tier): tiny runs with the TPE
+sampler, with successive halving, and with both, each to a winner and a report."""
+
+import pandas as pd
+import pytest
+from conftest import TINY, merged, planned_jobs, run_snakemake, seed_data, write_config
+
+from mnist_mlp import study, trials
+from mnist_mlp.io import read_json
+
+pytestmark = pytest.mark.workflow
+
+# Smaller than the tiny run: a few trials of 1-2 epochs, the best 2 retrained for 1 epoch.
+MODES = {
+    "tpe": {"sampler": "tpe", "n_trials": 5, "tpe": {"batch": 2, "startup_trials": 2}},
+    "halving": {"n_trials": 4, "pruning": "halving", "halving": {"eta": 2, "min_epochs": 1}},
+    "both": {
+        "sampler": "tpe",
+        "n_trials": 5,
+        "pruning": "halving",
+        "halving": {"eta": 2, "min_epochs": 1},
+        "tpe": {"batch": 3, "startup_trials": 2},
+    },
+}
+
+
+def mode_run(name, mnist_dir, tiny_data, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(name)
+    search = {"folds": 2, "max_epochs": 2} | MODES[name]
+    overrides = {"mnist_dir": str(mnist_dir), "search": search}
+    overrides |= {"final": {"top_k": 2, "epochs": 1, "references": {}}}
+    overrides |= {"figures": {"ascent_steps": 10}}
+    configfile = write_config(workdir / "config.yaml", merged(TINY, overrides))
+    seed_data(workdir, tiny_data)
+    run_snakemake(workdir, configfile)
+    run_snakemake(workdir, configfile, "--report", "results/report.html")
+    return workdir, configfile
+
+
+@pytest.fixture(scope="module")
+def tpe_run(mnist_dir, tiny_data, tmp_path_factory):
+    return mode_run("tpe", mnist_dir, tiny_data, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def halving_run(mnist_dir, tiny_data, tmp_path_factory):
+    return mode_run("halving", mnist_dir, tiny_data, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def both_run(mnist_dir, tiny_data, tmp_path_factory):
+    return mode_run("both", mnist_dir, tiny_data, tmp_path_factory)
+
+
+def check_the_answer(workdir, n_trials):
+    winner = read_json(workdir / "results/winner/winner.json")
+    ranking = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t")
+    assert len(ranking) == n_trials and winner["trial"] in set(ranking["trial"])
+    assert winner["official_test_accuracy"] > 0.8  # one epoch on the real images
+    report = (workdir / "results/report.html").read_text(errors="replace")
+    assert winner["trial"] in report and "importance.png" in report
+    assert planned_jobs(workdir, workdir / "config.yaml") == {}  # nothing left to do
+    return ranking
+
+
+def test_tpe_proposes_batches_after_the_random_startup(tpe_run):
+    workdir, _ = tpe_run
+    ranking = check_the_answer(workdir, 5)
+    assert (ranking["status"] == "ok").all()
+    table = pd.read_csv(workdir / "results/search/trials.tsv", sep="\t")
+    assert table["trial"].tolist() == trials.trial_ids(5)
+    random = trials.sample_trials(0, 5, trials.sampled_space(_space()))
+    assert table.loc[:1, "Nh1"].tolist() == [random["t0000"]["Nh1"], random["t0001"]["Nh1"]]
+    batches = [read_json(workdir / f"results/search/batches/batch{b}.json") for b in (1, 2)]
+    # a whole batch is proposed even where n_trials ends inside it (t0005 is not trained)
+    assert [sorted(b) for b in batches] == [["t0002", "t0003"], ["t0004", "t0005"]]
+    proposed = {**batches[0], **batches[1]}
+    assert any(proposed[t]["Nh1"] != random[t]["Nh1"] for t in proposed)  # TPE, not random
+    for trial in proposed.values():
+        assert 50 <= trial["Nh2"] < trial["Nh1"] < 600
+
+
+def _space():
+    from conftest import default_config
+
+    return default_config()["search"]["space"]
+
+
+def test_optuna_opens_the_study_of_a_tpe_run(tpe_run):
+    import optuna
+
+    workdir, _ = tpe_run
+    loaded = optuna.load_study(
+        study_name=study.STUDY_NAME, storage=f"sqlite:///{workdir / 'results/search/study.db'}"
+    )
+    ranking = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t")
+    assert len(loaded.trials) == 5
+    assert loaded.best_trial.user_attrs["trial"] == ranking["trial"].iloc[0]
+    assert loaded.best_value == pytest.approx(ranking["mean_loss"].iloc[0], rel=1e-7)
+
+
+def test_growing_n_trials_keeps_every_finished_tpe_batch(tpe_run, tmp_path):
+    workdir, configfile = tpe_run
+    grown = write_config(tmp_path / "grown.yaml", {"search": {"n_trials": 7}}, _load(configfile))
+    jobs = planned_jobs(workdir, grown)
+    # t0005 was proposed with batch 2 already: it trains; batch 3 (t0006) is proposed from
+    # every earlier result, then trains: two CV jobs, the new trials', and no proposal again
+    assert jobs["cross_validate"] == 2 and jobs["propose_trials"] == 1
+    assert "download_mnist" not in jobs and "split_train_test" not in jobs
+
+
+def _load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def test_halving_prunes_and_its_survivors_equal_the_labs_protocol(halving_run):
+    workdir, configfile = halving_run
+    ranking = check_the_answer(workdir, 4)
+    rungs = pd.read_csv(workdir / "results/search/rungs.tsv", sep="\t")
+    assert rungs["rung"].max() == 1 and set(rungs["budget"]) == {1, 2}
+    first = rungs[rungs["rung"] == 0]
+    assert len(first) == 4 and (first["decision"] == "promoted").sum() == 2
+    assert (ranking["status"] == "pruned").sum() == 2
+    survivor = ranking["trial"].iloc[0]
+    # the survivor's final result is the one the lab's protocol computes, bit for bit
+    run_snakemake(workdir, configfile, f"results/search/cv/{survivor}.json")
+    lab = read_json(workdir / f"results/search/cv/{survivor}.json")
+    halved = read_json(workdir / f"results/search/halving/{survivor}/rung1.json")
+    for result in (lab, halved):
+        for fold in result["folds"]:
+            fold.pop("seconds")
+    assert {k: v for k, v in halved.items() if k not in ("rung", "budget")} == lab
+    loaded = study.load(workdir / "results/search/study.db")
+    assert [t.state.name for t in loaded.trials].count("PRUNED") == 2
+
+
+def test_tpe_with_halving_runs_each_batch_as_a_bracket(both_run):
+    workdir, _ = both_run
+    ranking = check_the_answer(workdir, 5)
+    rungs = pd.read_csv(workdir / "results/search/rungs.tsv", sep="\t")
+    assert len(rungs[rungs["rung"] == 0]) == 5  # every trial starts, batch by batch
+    assert (workdir / "results/search/halving/batch1/rung0.tsv").exists()
+    assert set(ranking["status"]) <= {"ok", "pruned", "diverged"}
+    assert (ranking["status"] == "pruned").sum() >= 1

@@ -1,0 +1,21 @@
+"""Rule propose_trials: one batch of trials proposed by TPE from every earlier trial's result."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
+
+from mnist_mlp.jobs import start_job
+from mnist_mlp.tpe import propose_stage
+
+start_job(snakemake.log[0])
+params = snakemake.params
+propose_stage(
+    snakemake.input,
+    snakemake.output[0],
+    params.seed,
+    params.batch,
+    params.first,
+    params.size,
+    params.space,
+)

@@ -1,0 +1,25 @@
+"""Rule train_rung: one trial's folds trained up to a rung's budget (successive halving), going
+on from the previous rung's state."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
+
+from mnist_mlp.jobs import start_job
+from mnist_mlp.search import train_rung_stage
+
+start_job(snakemake.log[0])
+train_rung_stage(
+    snakemake.input.data,
+    snakemake.input.train,
+    snakemake.output,
+    snakemake.params.trial,
+    snakemake.params.settings,
+    snakemake.params.rung,
+    snakemake.params.budget,
+    snakemake.threads,
+    previous=snakemake.input.get("previous"),
+    # not a param: tracking changes no result, so switching it on reruns nothing
+    tracking=snakemake.config["tracking"],
+)
