@@ -66,6 +66,7 @@ from pathlib import Path
 import yaml
 
 from .config import merge_config
+from .halving import budgets
 from .io import read_tsv
 from .trials import reference_id, trial_ids
 
@@ -73,13 +74,17 @@ REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 RUN_CONFIG = "results/run_config.yaml"
 MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
 VALID_FRACTION = 0.2  # training.VALID_FRACTION (not imported: training imports torch)
-THREADS = {"cross_validate": 1, "retrain": 1}  # the rules' threads
+THREADS = {"cross_validate": 1, "train_rung": 1, "retrain": 1}  # the rules' threads
 FIGURES = (
     *(f"results/figures/receptive_fields_{layer}.png" for layer in ("layer1", "layer2", "output")),
     *(f"results/figures/gradient_ascent_{layer}.png" for layer in ("layer1", "layer2", "output")),
     "results/figures/gradient_ascent.json",
     "results/figures/learning_curves.png",
     "results/figures/search_overview.png",
+    "results/figures/importance.png",
+    "results/figures/parallel_coordinates.png",
+    "results/search/study.db",
+    "results/search/importance.tsv",
     *(f"results/report/{name}.html" for name in ("winner", "ranking", "retrained")),
 )
 WINNER = "results/winner/winner.json"
@@ -88,6 +93,14 @@ RANKING = "results/search/ranking.tsv"
 # A running job is recognised by the incomplete marker of one of its outputs.
 JOB_OUTPUTS = (
     (re.compile(r"results/search/cv/(?P<trial>[^/]+)\.json"), "cross_validate"),
+    (re.compile(r"results/search/halving/(?P<trial>t\d+)/rung(?P<rung>\d+)\.json"), "train_rung"),
+    (
+        re.compile(r"results/search/halving/batch(?P<batch>\d+)/rung(?P<rung>\d+)\.tsv"),
+        "promote_trials",
+    ),
+    (re.compile(r"results/search/batches/batch(?P<batch>\d+)\.json"), "propose_trials"),
+    (re.compile(r"results/search/study\.db"), "export_study"),
+    (re.compile(r"results/search/importance\.tsv"), "plot_importance"),
     (re.compile(r"results/final/(?P<trial>[^/]+)/metrics\.json"), "retrain"),
     (re.compile(r"results/data/mnist\.npz"), "download_mnist"),
     (re.compile(r"results/data/split/train_indices\.npy"), "split_train_test"),
@@ -102,6 +115,11 @@ JOB_OUTPUTS = (
 )
 JOB_LOGS = {
     "cross_validate": "logs/search/cross_validate/{trial}.log",
+    "train_rung": "logs/search/train_rung/{trial}/rung{rung}.log",
+    "promote_trials": "logs/search/promote_trials/batch{batch}/rung{rung}.log",
+    "propose_trials": "logs/search/propose_trials/batch{batch}.log",
+    "export_study": "logs/search/export_study.log",
+    "plot_importance": "logs/figures/plot_importance.log",
     "retrain": "logs/final/retrain/{trial}.log",
     "download_mnist": "logs/data/download_mnist.log",
     "split_train_test": "logs/data/split_train_test.log",
@@ -120,6 +138,8 @@ OTHER_OUTPUTS = re.compile(
     r"|results/data/split/test_indices\.npy|results/search/(sorted_scores|sorted_params)\.dat"
     r"|results/report/(ranking|retrained)\.html|results/winner/winning_net\.dat"
     r"|results/final/summary\.tsv|results/figures/\w+_(layer1|layer2|output)\.png"
+    r"|results/search/halving/t\d+/rung\d+\.(history\.tsv|state\.pt)|results/search/rungs\.tsv"
+    r"|results/figures/(importance|parallel_coordinates)\.png"
 )
 EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
 EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
@@ -344,6 +364,7 @@ class Progress:
     parts: list[Part]
     main_log: str | None
     log_facts: LogFacts = field(default_factory=LogFacts)
+    pruned: int = 0  # with successive halving
 
     @property
     def eta(self) -> float | None:
@@ -428,6 +449,13 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     def done(path: str) -> bool:
         return path not in markers and (directory / path).is_file()
 
+    def result_path(trial: str) -> str:
+        """A trial's final result: its CV result, or with halving its last rung's."""
+        if search.get("pruning") == "halving":
+            rungs = sorted((directory / "results/search/halving" / trial).glob("rung*.json"))
+            return str(rungs[-1].relative_to(directory)) if rungs else ""
+        return f"results/search/cv/{trial}.json"
+
     # Search: every finished trial's CV result (small JSON files) and benchmark.
     trials = trial_ids(n_trials)
     cv_dir = os.path.join(directory, "results", "search", "cv")
@@ -448,11 +476,15 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             )
             if seconds is not None:
                 cv_seconds.append(seconds)
+    halving = search.get("pruning") == "halving"
+    if halving:  # the trials' final results are their last rungs
+        results, rung_jobs = _halving_results(directory, markers, trials)
     ok = sorted(
         (r for r in results.values() if r["status"] == "ok" and r["mean_loss"] is not None),
         key=lambda r: (r["mean_loss"], r["trial"]),
     )
     diverged = sum(r["status"] == "diverged" for r in results.values())
+    pruned = sum(r["status"] == "pruned" for r in results.values())
     best = ok[0] if ok else None
 
     # Final: the retrained trials are the ranking's (once it exists for this search), else the
@@ -511,7 +543,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         for pattern, rule in JOB_OUTPUTS:
             if match := pattern.fullmatch(path):
                 trial = match.groupdict().get("trial")
-                log = JOB_LOGS[rule].format(trial=trial)
+                log = JOB_LOGS[rule].format(**match.groupdict())
                 if stale:
                     interrupted.append(Job(rule, trial, log, None, ""))
                 else:
@@ -543,7 +575,21 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     ]
 
     parts = []
-    if stage in ("data", "search"):
+    if stage in ("data", "search") and halving:
+        parts.append(
+            _halving_part(
+                n_trials,
+                rung_jobs,
+                budgets(
+                    search["halving"]["min_epochs"], search["halving"]["eta"], folds_epochs(search)
+                ),
+                int(search["halving"]["eta"]),
+                [job for job in jobs if job.rule == "train_rung"],
+                jobs_at_once("train_rung", cores, facts, gpu),
+                now,
+            )
+        )
+    elif stage in ("data", "search"):
         parts.append(
             _search_part(
                 n_trials - len(results),
@@ -558,7 +604,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             trial: seconds
             for trial in candidates
             if trial in results
-            and (seconds := _cv_epoch_seconds(os.path.join(cv_dir, f"{trial}.json")))
+            and (seconds := _cv_epoch_seconds(os.path.join(directory, result_path(trial))))
         }
         parts.append(
             _final_part(
@@ -588,6 +634,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         trials=n_trials,
         cross_validated=len(results),
         diverged=diverged,
+        pruned=pruned,
         best=best,
         retrainings=retrainings,
         retrainings_known=ranked is not None,
@@ -602,6 +649,87 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         main_log=_shown(log_path, directory) if log_path else None,
         log_facts=facts,
     )
+
+
+def folds_epochs(search: dict) -> int:
+    return int(search["max_epochs"])
+
+
+def _halving_results(directory: Path, markers: dict, trials: list[str]):
+    """With successive halving: the trials that finished (completed, diverged or pruned) by
+    the rungs' decisions, a completed one with its last rung's result; and per rung the
+    finished rung jobs' times (benchmarks) and the trials each rung promoted."""
+    root = directory / "results/search/halving"
+    decisions: dict[int, list[dict]] = {}
+    for table in sorted(root.glob("batch*/rung*.tsv")):
+        if str(table.relative_to(directory)) in markers:
+            continue
+        rung = int(table.stem.removeprefix("rung"))
+        decisions.setdefault(rung, []).extend(read_tsv(table))
+    results, last = {}, {}
+    for rung in sorted(decisions):
+        for row in decisions[rung]:
+            last[row["trial"]] = (rung, row["decision"])
+    for trial, (rung, decision) in last.items():
+        if decision == "promoted":
+            continue
+        if decision == "pruned":
+            results[trial] = {"trial": trial, "status": "pruned", "mean_loss": None}
+            results[trial]["mean_accuracy"] = None
+            continue
+        try:
+            with open(root / trial / f"rung{rung}.json", "rb") as handle:
+                results[trial] = cv_summary(handle.read(), trial)
+        except (OSError, ValueError):
+            continue
+    jobs = {}
+    for path in root.glob("t*/rung*.json"):
+        if str(path.relative_to(directory)) in markers:
+            continue
+        rung = int(path.stem.removeprefix("rung"))
+        entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "promoted": None})
+        entry["done"] += 1
+        bench = directory / "benchmarks/search/train_rung" / path.parent.name / f"{path.stem}.tsv"
+        if (seconds := benchmark_seconds(bench, THREADS["train_rung"])) is not None:
+            entry["seconds"].append(seconds)
+    for rung, rows in decisions.items():
+        entry = jobs.setdefault(rung + 1, {"done": 0, "seconds": [], "promoted": None})
+        entry["promoted"] = sum(row["decision"] == "promoted" for row in rows)
+    return results, jobs
+
+
+def _halving_part(n_trials, rung_jobs, budgets_, eta, running, jobs, now) -> Part:
+    """The rung jobs left: at rung 0 every trial, then what the rungs promoted (where decided,
+    else 1/eta of the rung before, an upper bound: trials that stop early leave the race),
+    each at its rung's mean job time (where none finished yet: the first rung's, scaled by the
+    epochs the rung adds)."""
+    first = rung_jobs.get(0, {}).get("seconds") or []
+    if not first:
+        return Part("search", None, "not known yet: no rung job has finished")
+    per_epoch = (sum(first) / len(first)) / budgets_[0]
+    left, total, expected = 0, 0.0, n_trials
+    for rung, budget in enumerate(budgets_):
+        entry = rung_jobs.get(rung, {"done": 0, "seconds": [], "promoted": None})
+        if rung:
+            expected = (
+                entry["promoted"] if entry["promoted"] is not None else math.ceil(expected / eta)
+            )
+        added = budget - (budgets_[rung - 1] if rung else 0)
+        mean = (
+            sum(entry["seconds"]) / len(entry["seconds"]) if entry["seconds"] else per_epoch * added
+        )
+        todo = max(expected - entry["done"], 0)
+        left += todo
+        total += todo * mean
+    if left == 0:
+        return Part("search", 0.0, "every rung trained; ranking the trials")
+    spent = _spent(running, total / left, now)
+    at_once = min(jobs, left)
+    text = (
+        f"about {left:,} rung jobs left (rungs of {', '.join(map(str, budgets_))} epochs, "
+        f"1/{eta} promoted at each), at each rung's mean job time / {at_once} jobs at once"
+    )
+    return Part("search", max(total - spent, 0.0) / at_once, text, per_job=total / left)
 
 
 def _spent(jobs: list[Job], per_job: float, now: float) -> float:
@@ -733,7 +861,8 @@ def report(progress: Progress, now: float | None = None) -> str:
         )
     lines += _wrapped(
         f"  search   {p.cross_validated:,}/{p.trials:,} trials cross-validated "
-        f"({p.diverged:,} diverged){best}",
+        + (f"or pruned ({p.pruned:,} pruned, " if p.pruned else "(")
+        + f"{p.diverged:,} diverged){best}",
         11,
     )
     guess = "" if p.retrainings_known else ", if none of the trials left diverges"

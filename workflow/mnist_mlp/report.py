@@ -49,6 +49,20 @@ RANKING_COLUMNS = (
     ("mean_epochs", "epochs", "{:.1f}"),
     ("status", "status", "{}"),
 )
+# Columns that only some runs have: a drawn batch size, successive halving's rung.
+OPTIONAL_COLUMNS = {
+    "batch_size": ("batch_size", "batch size", "{:.0f}"),
+    "rung": ("rung", "rung", "{:.0f}"),
+    "score": ("score", "rung score", "{:.4f}"),
+}
+RUNG_COLUMNS = (
+    ("trial", "trial", "{}"),
+    ("rung", "rung", "{:.0f}"),
+    ("budget", "epochs per fold", "{:.0f}"),
+    ("score", "score", "{:.4f}"),
+    ("mean_epochs", "epochs", "{:.1f}"),
+    ("decision", "decision", "{}"),
+)
 RETRAINED_COLUMNS = (
     ("trial", "trial", "{}"),
     *HYPERPARAMETER_COLUMNS,
@@ -116,23 +130,46 @@ def winner_html(winner: dict) -> str:
     )
 
 
-def tables_stage(ranking_path, summary_path, winner_path, outputs) -> None:
-    """Rule report_tables: ``outputs.winner``, ``outputs.ranking``, ``outputs.retrained``."""
+def _with_optional(columns, rows: list[dict], after: str, names) -> tuple:
+    """``columns`` with those of ``names`` that ``rows`` have, after the column ``after``."""
+    present = [OPTIONAL_COLUMNS[n] for n in names if rows and n in rows[0]]
+    at = [key for key, _, _ in columns].index(after) + 1
+    return (*columns[:at], *present, *columns[at:])
+
+
+def tables_stage(ranking_path, summary_path, winner_path, outputs, rungs_path=None) -> None:
+    """Rule report_tables: ``outputs.winner``, ``outputs.ranking``, ``outputs.retrained``;
+    with successive halving ``outputs.rungs``, every rung's decisions."""
     winner = json.loads(Path(winner_path).read_text())
     ranking = _read_tsv(ranking_path)
     summary = _read_tsv(summary_path)
     write_text(outputs.winner, winner_html(winner))
+    columns = _with_optional(RANKING_COLUMNS, ranking, "L2", ["batch_size"])
+    columns = _with_optional(columns, ranking, "status", ["rung", "score"])
+    pruned = sum(row["status"] == "pruned" for row in ranking)
     write_text(
         outputs.ranking,
         _page(
-            f"Ranking of all {len(ranking)} trials by CV loss",
+            f"Ranking of all {len(ranking)} trials by CV loss"
+            + (f" ({pruned} pruned by successive halving, after)" if pruned else ""),
             html_table(
-                ranking,
-                RANKING_COLUMNS,
-                lambda row: "winner" if row["trial"] == winner["trial"] else "",
+                ranking, columns, lambda row: "winner" if row["trial"] == winner["trial"] else ""
             ),
         ),
     )
+    if rungs_path:
+        rungs = _read_tsv(rungs_path)
+        write_text(
+            outputs.rungs,
+            _page(
+                "Successive halving: every rung's decisions",
+                html_table(rungs, RUNG_COLUMNS)
+                + "<p class='note'>A rung trains each fold up to its budget; the best 1/eta of "
+                "the trials still training by score (the mean over folds of the lowest "
+                "validation loss so far) are promoted and go on from where they stopped; a "
+                "trial whose folds all stop early completes with its CV result.</p>",
+            ),
+        )
 
     def role(row):
         if row["winner"] == "True":
@@ -143,7 +180,9 @@ def tables_stage(ranking_path, summary_path, winner_path, outputs) -> None:
         outputs.retrained,
         _page(
             f"The {len(summary)} retrained networks (winner highlighted, references in italics)",
-            html_table(summary, RETRAINED_COLUMNS, role)
+            html_table(
+                summary, _with_optional(RETRAINED_COLUMNS, summary, "L2", ["batch_size"]), role
+            )
             + "<p class='note'>The test part chose the winner, so its accuracy there is "
             "optimistic; the official test set's is the unbiased figure.</p>",
         ),

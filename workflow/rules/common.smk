@@ -308,6 +308,7 @@ def final_outputs():
         "results/report/winner.html",
         "results/report/ranking.html",
         "results/report/retrained.html",
+        *(["results/report/rungs.html"] if HALVING else []),
         *expand("results/figures/receptive_fields_{layer}.png", layer=FIGURE_LAYERS),
         *expand("results/figures/gradient_ascent_{layer}.png", layer=FIGURE_LAYERS),
     ]

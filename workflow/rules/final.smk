@@ -55,10 +55,23 @@ rule select_winner:
 
 rule report_tables:
     input:
+        **({"rungs": "results/search/rungs.tsv"} if HALVING else {}),
         ranking="results/search/ranking.tsv",
         summary="results/final/summary.tsv",
         winner="results/winner/winner.json",
     output:
+        **(
+            {
+                "rungs": report(
+                    "results/report/rungs.html",
+                    caption="../report/rungs.rst",
+                    category=CATEGORIES["search"],
+                    labels={"item": "successive halving's decisions"},
+                )
+            }
+            if HALVING
+            else {}
+        ),
         winner=report(
             "results/report/winner.html",
             caption="../report/winner.rst",

@@ -10,5 +10,9 @@ from mnist_mlp.report import tables_stage
 
 start_job(snakemake.log[0])
 tables_stage(
-    snakemake.input.ranking, snakemake.input.summary, snakemake.input.winner, snakemake.output
+    snakemake.input.ranking,
+    snakemake.input.summary,
+    snakemake.input.winner,
+    snakemake.output,
+    snakemake.input.get("rungs"),
 )
