@@ -4,9 +4,9 @@ that ongoing changes to this checkout neither rerun nor disturb it (README, "Mea
     python bench/full_run.py start [--commit REV]   worktree runs/full-<commit>, its venv, the run
     python bench/full_run.py resume                 after a session ended, or on a new machine
     python bench/full_run.py pause | continue       SIGSTOP / SIGCONT, to measure something else
-    python bench/full_run.py save                   finished work into docs/full_run/state/, the
-                                                    results so far into docs/full_run/ and the
-                                                    README
+    python bench/full_run.py save                   finished work into
+                                                    docs/full_run/state.tar.gz, the results so
+                                                    far into docs/full_run/ and the README
 
 The run is ``snakemake --cores N --config mnist_dir=DIR --rerun-incomplete --keep-going`` on the
 defaults, under ``nice -n 19``, logging to ``runs/full-<commit>/fullrun.log``; ``make progress``
@@ -35,7 +35,7 @@ from mnist_mlp import runstate  # noqa: E402
 
 RUNS = REPO / "runs"
 DOCS = REPO / "docs" / "full_run"
-STATE = DOCS / "state"
+STATE = DOCS / "state.tar.gz"
 SETTINGS = "full_run.json"  # in the run's folder: its commit, cores, MNIST folder, starts
 # the trained networks (1-3 MB each) stay out of the state kept in git: after a restore on a
 # new machine their retrainings run again (260-1,304 s each in the full run, 730 s on average)
@@ -59,8 +59,8 @@ def the_run() -> Path:
         return found[0]
     if found:
         sys.exit(f"several runs in {RUNS}: {', '.join(p.name for p in found)}; keep one")
-    if (STATE / runstate.MANIFEST).exists():
-        commit = json.loads((STATE / runstate.MANIFEST).read_text())["commit"]
+    if STATE.exists():
+        commit = runstate.manifest_of(STATE)["commit"]
         return RUNS / f"full-{commit[:7]}"
     sys.exit(f"no run in {RUNS} and no saved state in {STATE}: start one")
 
@@ -132,7 +132,7 @@ def resume(args) -> None:
         snakemake(run, "--unlock", "--cores", "1", "--config", f"mnist_dir={settings['mnist_dir']}")
         launch(run, settings, "resumed")
         return
-    manifest = json.loads((STATE / runstate.MANIFEST).read_text())
+    manifest = runstate.manifest_of(STATE)
     run = make_worktree(manifest["commit"])
     settings = {"commit": manifest["commit"], "cores": args.cores, "mnist_dir": str(args.mnist_dir)}
     settings["starts"] = manifest["extra"].get("starts", [])

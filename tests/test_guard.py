@@ -88,7 +88,7 @@ def test_the_published_full_run_restores_as_current(mnist_dir, tmp_path):
     """The full run in docs/full_run, restored into a fresh folder after the data stage: no
     sampling and no cross-validation is planned, only the retrainings whose networks the state
     leaves out (they are not in git) and what follows them."""
-    state = REPO / "docs" / "full_run" / "state"
+    state = REPO / "docs" / "full_run" / "state.tar.gz"
     # the full run is the default protocol: config.yaml as it is
     configfile = write_config(tmp_path / "config.yaml", {"mnist_dir": str(mnist_dir)})
     run_snakemake(tmp_path, configfile, *SPLIT)

@@ -1,9 +1,12 @@
 """Saving a run's finished work and restoring it elsewhere (fast tier: a run folder laid out as
-Snakemake leaves it; ``test_reliability.py`` checks the same with Snakemake on a real run)."""
+Snakemake leaves it; ``test_reliability.py`` checks the same with Snakemake on a real run), and
+a restore that trusts nothing in a state."""
 
 import hashlib
+import io
 import json
 import os
+import tarfile
 
 import pytest
 
@@ -48,23 +51,45 @@ def run(tmp_path):
     return run
 
 
-def test_save_carries_finished_outputs_records_and_benchmarks_not_data(run, tmp_path):
-    state = tmp_path / "state"
-    manifest = runstate.save(run, state)
+def members(archive) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def write_archive(path, files: dict[str, bytes], links=()) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            tar.addfile(member, io.BytesIO(content))
+        for name, target in links:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = tarfile.SYMTYPE, target
+            tar.addfile(member)
+
+
+def test_save_packs_finished_outputs_records_and_benchmarks_not_data(run, tmp_path):
+    manifest = runstate.save(run, tmp_path / "state")
+    archive = tmp_path / "state.tar.gz"  # one compressed file
+    packed = members(archive)
     assert manifest["outputs"] == ["results/search/cv/t0000.json"]
-    assert (state / "results/search/cv/t0000.json").read_text() == '{"status": "ok"}'
-    assert not (state / "results/search/cv/t0001.json").exists()
-    assert not (state / DATA).exists()
-    record = state / records.METADATA / records.record_name("results/search/cv/t0000.json")
-    assert json.loads(record.read_text())["incomplete"] is False
-    assert (state / "benchmarks/search/cross_validate/t0000.tsv").exists()
-    assert (state / ".snakemake/log/2026.snakemake.log").exists()
+    assert packed["results/search/cv/t0000.json"] == b'{"status": "ok"}'
+    assert "results/search/cv/t0001.json" not in packed and DATA not in packed
+    record = packed[str(records.METADATA / records.record_name("results/search/cv/t0000.json"))]
+    assert json.loads(record)["incomplete"] is False
+    assert "benchmarks/search/cross_validate/t0000.tsv" in packed
+    assert ".snakemake/log/2026.snakemake.log" in packed
     assert set(manifest["regenerated_inputs"]) == {DATA}
-    assert not (tmp_path / "state.partial").exists()
-    # saved again over the earlier copy: the earlier copy's files do not linger
+    # the manifest lists every file with its digest, and nothing else is packed
+    listed = json.loads(packed[runstate.MANIFEST])["files"]
+    assert set(listed) == set(packed) - {runstate.MANIFEST}
+    for name, content in packed.items():
+        if name != runstate.MANIFEST:
+            assert listed[name] == "sha256:" + hashlib.sha256(content).hexdigest()
+    # saved again: replaced whole
     (run / "results/search/cv/t0000.json").unlink()
-    assert runstate.save(run, state)["outputs"] == []
-    assert not (state / "results/search/cv/t0000.json").exists()
+    assert runstate.save(run, archive)["outputs"] == []
+    assert "results/search/cv/t0000.json" not in members(archive)
 
 
 def test_save_can_leave_out_whole_jobs_by_an_output_pattern(run, tmp_path):
@@ -81,12 +106,14 @@ def test_save_can_leave_out_whole_jobs_by_an_output_pattern(run, tmp_path):
         "results/final/t0001/metrics.json",
         "results/search/cv/t0000.json",
     ]
-    assert not (tmp_path / "state/results/final/t0000").exists()
+    assert not any(
+        name.startswith("results/final/t0000") for name in members(tmp_path / "state.tar.gz")
+    )
 
 
 def test_restore_needs_the_same_data_and_dates_the_outputs_after_it(run, tmp_path):
-    state = tmp_path / "state"
-    runstate.save(run, state)
+    runstate.save(run, tmp_path / "state")
+    state = tmp_path / "state.tar.gz"
     elsewhere = tmp_path / "elsewhere"
     with pytest.raises(UserFacingError, match="run the data stage"):
         runstate.restore(state, elsewhere)
@@ -107,3 +134,113 @@ def test_restore_needs_the_same_data_and_dates_the_outputs_after_it(run, tmp_pat
 def test_restore_without_a_saved_state_names_the_fix(tmp_path):
     with pytest.raises(UserFacingError, match="runstate save"):
         runstate.restore(tmp_path / "nothing", tmp_path / "run")
+
+
+# --- a state is input from elsewhere ---------------------------------------------------------
+
+
+@pytest.fixture
+def target(tmp_path):
+    """A run folder with its data stage done, and the code a state must never touch."""
+    target = tmp_path / "target"
+    (target / "results/data").mkdir(parents=True)
+    (target / DATA).write_text("pixels")
+    (target / "workflow/mnist_mlp").mkdir(parents=True)
+    (target / "workflow/mnist_mlp/__init__.py").write_text("# the package\n")
+    return target
+
+
+def tampered(tmp_path, run, change) -> object:
+    """The archive of ``run``'s state after ``change(files, manifest)``; returns its path."""
+    runstate.save(run, tmp_path / "good")
+    files = members(tmp_path / "good.tar.gz")
+    manifest = json.loads(files.pop(runstate.MANIFEST))
+    links = change(files, manifest) or ()
+    path = tmp_path / "bad.tar.gz"
+    write_archive(path, {runstate.MANIFEST: json.dumps(manifest).encode(), **files}, links)
+    return path
+
+
+def _listed(files, manifest, name, content):
+    files[name] = content
+    manifest["files"][name] = "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+CODE = b"raise SystemExit('ran code from a state')\n"
+TAMPERING = {
+    "a package module": lambda f, m: _listed(f, m, "workflow/mnist_mlp/__init__.py", CODE),
+    "the Snakefile": lambda f, m: _listed(f, m, "Snakefile", CODE),
+    "the config": lambda f, m: _listed(f, m, "config.yaml", b"seed: 1\n"),
+    "a profile": lambda f, m: _listed(f, m, "profiles/default/config.yaml", b"cores: 1\n"),
+    "the dataset": lambda f, m: _listed(f, m, DATA, b"permuted labels"),
+    "a path out of the run": lambda f, m: _listed(f, m, "results/../../victim.txt", b"x"),
+    "an absolute path": lambda f, m: _listed(f, m, "/tmp/victim.txt", b"x"),
+    "an output out of the run": lambda f, m: m["outputs"].append("../victim.txt"),
+    "an unlisted output": lambda f, m: m["outputs"].append("results/search/cv/t0009.json"),
+    "a changed file": lambda f, m: f.update({"results/search/cv/t0000.json": b"{}"}),
+    "a listed file missing": lambda f, m: f.pop("results/search/cv/t0000.json") and None,
+    "a link": lambda f, m: (
+        m["files"].update({"results/x.txt": None}),
+        [("results/x.txt", "/etc/passwd")],
+    )[1],
+    "a damaged manifest": lambda f, m: m.pop("outputs") and None,
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_a_tampered_state_is_refused_naming_the_entry_before_anything_is_written(
+    run, target, tmp_path, case
+):
+    bad = tampered(tmp_path, run, TAMPERING[case])
+    before = sorted(p.relative_to(target) for p in target.rglob("*"))
+    with pytest.raises(UserFacingError) as refused:
+        runstate.restore(bad, target)
+    message = str(refused.value)
+    assert "nothing was restored" in message or "damaged" in message, message
+    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
+    assert (target / "workflow/mnist_mlp/__init__.py").read_text() == "# the package\n"
+    assert not (tmp_path / "victim.txt").exists()
+
+
+def test_a_damaged_or_foreign_archive_is_named(tmp_path, target):
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(UserFacingError, match="not a readable state archive"):
+        runstate.restore(broken, target)
+    write_archive(tmp_path / "empty.tar.gz", {"other.txt": b"x"})
+    with pytest.raises(UserFacingError, match="state.json is missing"):
+        runstate.restore(tmp_path / "empty.tar.gz", target)
+    write_archive(tmp_path / "notjson.tar.gz", {runstate.MANIFEST: b"{not json"})
+    with pytest.raises(UserFacingError, match="state.json is damaged"):
+        runstate.restore(tmp_path / "notjson.tar.gz", target)
+
+
+def test_a_folder_state_restores_only_what_its_manifest_names(run, target, tmp_path):
+    """States of earlier releases are folders: the same rules hold."""
+    folder = tmp_path / "folder"
+    runstate.save(run, tmp_path / "s")
+    with tarfile.open(tmp_path / "s.tar.gz") as tar:
+        tar.extractall(folder, filter="data")
+    (folder / "workflow/mnist_mlp").mkdir(parents=True)
+    (folder / "workflow/mnist_mlp/__init__.py").write_bytes(CODE)  # not listed: never copied
+    manifest = json.loads((folder / runstate.MANIFEST).read_text())
+    del manifest["files"]  # as an earlier release wrote it
+    (folder / runstate.MANIFEST).write_text(json.dumps(manifest))
+    runstate.restore(folder, target)
+    assert (target / "workflow/mnist_mlp/__init__.py").read_text() == "# the package\n"
+    assert (target / "results/search/cv/t0000.json").exists()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (folder / "benchmarks/search/cross_validate/x.tsv").symlink_to(secret)
+    with pytest.raises(UserFacingError, match="is a link in the state"):
+        runstate.restore(folder, target)
+
+
+def test_a_link_in_the_run_folder_is_not_written_through(run, target, tmp_path):
+    runstate.save(run, tmp_path / "state")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (target / "benchmarks").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UserFacingError, match="through the link"):
+        runstate.restore(tmp_path / "state.tar.gz", target)
+    assert not any(elsewhere.rglob("*"))
