@@ -43,6 +43,10 @@ onstart:
     start_run()
 
 
+onsuccess:
+    end_run()
+
+
 rule all:
     default_target: True
     input:

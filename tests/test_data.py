@@ -20,7 +20,9 @@ def _copy(folder, destination):
     return destination
 
 
-def test_the_dataset_file_holds_the_four_arrays_and_is_reproducible(synthetic_mnist, tmp_path):
+def test_the_dataset_file_holds_the_four_arrays_and_is_reproducible(
+    synthetic_mnist, synthetic_npz, tmp_path
+):
     folder, md5 = synthetic_mnist
     first, second = tmp_path / "a.npz", tmp_path / "b.npz"
     prepare_mnist(first, folder, expected_md5=md5)
@@ -32,6 +34,43 @@ def test_the_dataset_file_holds_the_four_arrays_and_is_reproducible(synthetic_mn
         arrays["train_images"].shape == (2000, 28, 28) and arrays["train_images"].dtype == np.uint8
     )
     assert arrays["test_labels"].shape == (500,)
+    assert first.read_bytes() == synthetic_npz.read_bytes()  # the trusted synthetic dataset
+
+
+def test_every_stage_refuses_a_dataset_that_is_not_the_verified_one(synthetic_npz, tmp_path):
+    """A valid dataset file with other content (the training labels permuted) put in place of
+    the verified one: each stage that reads it stops, naming the file and the fix, before any
+    work."""
+    from conftest import Paths
+
+    from mnist_mlp import final, search
+    from mnist_mlp.data import save_npz, split_stage
+
+    arrays = load_mnist(synthetic_npz)
+    arrays["train_labels"] = np.random.default_rng(0).permutation(arrays["train_labels"])
+    swapped = tmp_path / "mnist.npz"
+    save_npz(swapped, arrays)
+    np.save(tmp_path / "rows.npy", np.arange(100))
+    trial = {"trial": "t0000", "Nh1": 20, "Nh2": 10, "dropout": 0.0, "optimizer": "Adam"}
+    trial |= {"lr": 1e-3, "L2": 0.0}
+    settings = {"seed": 0, "device": "cpu", "folds": 2, "patience": 2, "max_epochs": 1}
+    settings |= {"batch_size": 64}
+    stages = {
+        "split": lambda: split_stage(swapped, tmp_path / "a.npy", tmp_path / "b.npy", 0.2, 0),
+        "search": lambda: search.cross_validate_stage(
+            swapped, tmp_path / "rows.npy", Paths(cv=tmp_path / "cv.json"), trial, settings, 1
+        ),
+        "final": lambda: final.retrain_stage(
+            swapped, tmp_path / "rows.npy", tmp_path / "rows.npy", Paths(), trial, settings, 1
+        ),
+    }
+    for name, stage in stages.items():
+        with pytest.raises(UserFacingError, match="is not the verified MNIST dataset") as err:
+            stage()
+        assert str(swapped) in str(err.value) and "Delete it and run the workflow again" in str(
+            err.value
+        ), name
+    assert not (tmp_path / "cv.json").exists() and not (tmp_path / "a.npy").exists()
 
 
 def test_load_part_scales_pixels_to_the_unit_interval(synthetic_npz, tmp_path):
@@ -113,8 +152,10 @@ def test_a_killed_download_leaves_nothing_the_next_one_keeps(synthetic_mnist, tm
 def test_a_damaged_dataset_file_is_named_with_the_fix(synthetic_npz, tmp_path):
     damaged = tmp_path / "mnist.npz"
     damaged.write_bytes(synthetic_npz.read_bytes()[:5000])
+    with pytest.raises(UserFacingError, match=f"{damaged} is not the verified .* Delete it"):
+        load_mnist(damaged)  # what a stage meets: its bytes are not the verified ones
     with pytest.raises(UserFacingError, match=f"{damaged} is damaged .* Delete it"):
-        load_mnist(damaged)
+        load_mnist(damaged, verify=False)
 
 
 def test_a_damaged_result_is_named_moved_aside_and_recomputed_next(tmp_path):

@@ -148,7 +148,12 @@ def test_how_the_config_writes_a_mapping_or_a_number_changes_nothing(tiny_run, t
     import yaml
 
     config = yaml.safe_load(configfile.read_text())
-    config["search"]["optimizers"] = dict(reversed(list(config["search"]["optimizers"].items())))
+    space = config["search"]["space"]
+    choices = space["optimizer"]["choice"]
+    space["optimizer"] = {"choice": dict(reversed(list(choices.items())))}
+    space["dropout"] = {"uniform": [0, 0.5]}  # 0 means 0.0
+    space["lr"] = {"loguniform": ["1e-4", 0.1]}  # a string, as --config passes it
+    space["Nh1"] = {"int": [51.0, 600]}  # 51.0 means 51
     reference = config["final"]["references"]["report_winner"]
     config["final"]["references"]["report_winner"] = {
         "L2": float(reference["L2"]),
@@ -156,6 +161,7 @@ def test_how_the_config_writes_a_mapping_or_a_number_changes_nothing(tiny_run, t
         **{key: reference[key] for key in ("optimizer", "dropout", "Nh2", "Nh1")},
     }
     config["search"]["max_epochs"] = float(config["search"]["max_epochs"])  # 2.0 means 2
+    config["figures"]["ascent_step_size"] = int(config["figures"]["ascent_step_size"])  # 10
     rewritten = tmp_path / "rewritten.yaml"
     rewritten.write_text(yaml.safe_dump(config, sort_keys=False))
     assert planned_jobs(workdir, rewritten) == {}

@@ -99,10 +99,12 @@ def _resolve(schema: dict, root: dict) -> dict:
 
 
 def coerce_numbers(value, schema: dict, root: dict | None = None):
-    """``value`` with numbers written another way turned into numbers where ``schema`` expects
-    one: numeric strings (Snakemake parses a nested ``--config search="{n_trials: 8}"`` with
-    YAML's BaseLoader, so the 8 arrives as "8") and whole-number floats where an integer is
-    meant (``n_trials: 3.0`` means 3; 2.5 stays and the schema rejects it)."""
+    """``value`` with numbers written another way turned into numbers of the kind ``schema``
+    expects: numeric strings (Snakemake parses a nested ``--config search="{n_trials: 8}"``
+    with YAML's BaseLoader, so the 8 arrives as "8"), whole-number floats where an integer is
+    meant (``n_trials: 3.0`` means 3; 2.5 stays and the schema rejects it) and integers where a
+    number is (``ascent_step_size: 10`` means 10.0). The space's values are typed by the
+    space itself (``trials.dimension``)."""
     root = root or schema
     schema = _resolve(schema, root)
     kind = schema.get("type")
@@ -114,6 +116,8 @@ def coerce_numbers(value, schema: dict, root: dict | None = None):
         value = number
     if isinstance(value, float) and kind == "integer" and value.is_integer():
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and kind == "number":
+        return float(value)  # 10 means 10.0: a number written another way is no change
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         extra = schema.get("additionalProperties")

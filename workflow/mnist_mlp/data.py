@@ -153,6 +153,13 @@ def _prepare_mnist(output: Path, mnist_dir, expected_md5) -> None:
         }
         partial = root / "mnist.npz"
         save_npz(partial, arrays)
+        digest = sha256sum(partial)
+        if expected_md5 is MNIST_MD5 and digest != MNIST_NPZ_SHA256:
+            raise UserFacingError(
+                f"the dataset file made from the verified MNIST files has SHA-256 {digest}, "
+                f"not the workflow's {MNIST_NPZ_SHA256}: numpy wrote it differently. Use the "
+                "numpy that requirements.txt pins (make run sets up that environment)."
+            )
         os.replace(partial, output)  # never leave a half-written dataset at the output path
     log.info("stored %s: %s", output, {k: v.shape for k, v in arrays.items()})
 
@@ -169,10 +176,45 @@ def save_npz(path, arrays: dict[str, np.ndarray]) -> None:
 
 
 MNIST_ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+# The dataset file has the same bytes on every run (the published MNIST, fixed zip times), so
+# its SHA-256 is a constant of the code: a digest written beside the file could be replaced
+# with it. Every stage that reads the file checks it.
+MNIST_NPZ_SHA256 = "c3135addf2ec1ba464ca29b553245d68898413529a4af7242e00e9a372cbe51c"
+TRUSTED_DATASETS = {MNIST_NPZ_SHA256}  # the tests add their synthetic dataset's digest
+_verified: dict[tuple, str] = {}  # (path, size, mtime, inode) -> digest, within one process
 
 
-def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The dataset file's four arrays; a damaged file is named, with what to do."""
+def sha256sum(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_dataset(path) -> None:
+    """Refuse a dataset file that is not the verified one (replaced, edited or rebuilt from other
+    files after the download stage made it), naming the fix."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _verified:
+        _verified[key] = sha256sum(path)
+    digest = _verified[key]
+    if digest not in TRUSTED_DATASETS:
+        raise UserFacingError(
+            f"{path} is not the verified MNIST dataset: its SHA-256 is {digest[:16]}..., the "
+            f"workflow's is {MNIST_NPZ_SHA256[:16]}... It was replaced or changed after the "
+            "download stage made it. Delete it and run the workflow again: download_mnist makes "
+            "it anew from the MNIST files (checked by their MD5s), and no job reads the other "
+            "file."
+        )
+
+
+def load_mnist(path: str | os.PathLike, verify: bool = True) -> dict[str, np.ndarray]:
+    """The dataset file's four arrays, after ``verify_dataset``; a damaged file is named, with
+    what to do."""
+    if verify and Path(path).exists():
+        verify_dataset(path)
     try:
         with np.load(path) as npz:
             return {key: npz[key] for key in MNIST_ARRAYS}

@@ -71,21 +71,78 @@ def write_json(path, data) -> None:
     write_text(path, json.dumps(_finite_or_none(data), indent=2, sort_keys=True) + "\n")
 
 
+def set_aside(path, problem: str) -> UserFacingError:
+    """Move a damaged result aside to ``<name>.damaged`` (so that the next run recomputes it and
+    everything after it) and return the error that names it."""
+    damaged = Path(f"{path}.damaged")
+    os.replace(path, damaged)
+    return UserFacingError(
+        f"{path} is damaged ({problem}); it was moved to {damaged}. Run the workflow again: it "
+        "recomputes that result and everything that depends on it."
+    )
+
+
 def read_json(path):
     """A JSON file the workflow wrote. A damaged one (cut short by a full disk, edited by hand)
-    is moved aside to ``<name>.damaged``, so that the next run recomputes it and everything
-    after it, and named in the error."""
+    is set aside (``set_aside``) and named in the error."""
     with open(path) as handle:
         text = handle.read()
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        damaged = Path(f"{path}.damaged")
-        os.replace(path, damaged)
-        raise UserFacingError(
-            f"{path} is damaged (not valid JSON: {err}); it was moved to {damaged}. Run the "
-            "workflow again: it recomputes that result and everything that depends on it."
-        ) from err
+        raise set_aside(path, f"not valid JSON: {err}") from err
+
+
+def check_zip(path) -> None:
+    """A saved network (torch writes a zip archive) read through, without torch: one cut short
+    or overwritten is set aside and named (``set_aside``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise set_aside(path, f"not a readable saved network: {err}") from err
+    if bad is not None:
+        raise set_aside(path, f"its member {bad} is corrupt")
+
+
+def _number_or_null(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+# What a trial's result holds (a CV result, or a rung of successive halving), by its status.
+RESULT_KEYS = {"trial": str, "params": dict, "status": str, "folds": list, "mean_epochs": float}
+FINISHED_KEYS = ("mean_loss", "std_loss", "mean_accuracy")
+
+
+def read_result(path) -> dict:
+    """A trial's result, its shape checked: a result that parses but lacks what the stages read
+    (a key removed, no folds) is set aside and named, as a damaged file is."""
+    result = read_json(path)
+    if not isinstance(result, dict):
+        raise set_aside(path, "not a JSON object")
+    for key, kind in RESULT_KEYS.items():
+        value = result.get(key)
+        ok = (
+            _number_or_null(value) and value is not None
+            if kind is float
+            else isinstance(value, kind)
+        )
+        if not ok:
+            raise set_aside(path, f"{key} is missing or not a {kind.__name__}")
+    if not result["folds"]:
+        raise set_aside(path, "it lists no folds")
+    status = result["status"]
+    needed = {"ok": FINISHED_KEYS, "diverged": FINISHED_KEYS, "running": ("score",)}.get(status)
+    if needed is None:
+        raise set_aside(path, f"status {status!r} is none of ok, diverged, running")
+    for key in needed:
+        if key not in result or not _number_or_null(result[key]):
+            raise set_aside(path, f"{key} is missing or not a number")
+    if status == "ok" and result["mean_loss"] is None:
+        raise set_aside(path, "a finished trial without its mean_loss")
+    return result
 
 
 FLOAT_FORMAT = "%.8g"  # enough digits to tell trials apart, stable across runs

@@ -1,17 +1,29 @@
 """Set-up shared by the rule scripts: logging to the job's log file, errors that a user can fix
-reported as one plain message instead of a traceback, and a watch on the Snakemake process
-that started the job."""
+reported as one plain message instead of a traceback, a check that the outputs can be written,
+an interrupt that says so, and a watch on the Snakemake process that started the job.
+
+Standard library only, and imported before anything heavy: a script calls ``start_job`` first,
+then imports its stage (torch and skorch take seconds to import), so that the watch is armed
+before them.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .errors import UserFacingError
+
+
+class JobInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the job. Not a KeyboardInterrupt, which skorch takes for "stop
+    training" and then goes on as if the fit had ended."""
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +31,32 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 1.0
 
 
-def start_job(log_path: str, watch: bool = True) -> None:
+def check_writable(outputs) -> None:
+    """Refuse to start a job whose outputs cannot be written (a read-only results folder): the
+    write itself would fail only after the training. Writes and removes a file beside each."""
+    for folder in sorted({Path(output).resolve().parent for output in outputs}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as err:
+            raise UserFacingError(
+                f"cannot write into {folder} ({err.strerror}): this job's results go there. "
+                "Make it writable (chmod u+w, or free the disk), then run the workflow again; "
+                "nothing was computed."
+            ) from None
+
+
+def _interrupted(signum, frame):
+    raise JobInterrupted(signal.Signals(signum).name)
+
+
+def start_job(log_path: str, outputs=(), watch: bool = True) -> None:
     """Send INFO and above to ``log_path`` (the rule's ``log:``) and warnings to stderr, where
-    Snakemake shows them; make an uncaught exception end up in both; and (``watch``) stop the
-    job when the Snakemake process that started it ends."""
+    Snakemake shows them; make an uncaught exception end up in both; stop with "interrupted"
+    on SIGINT or SIGTERM; refuse outputs that cannot be written (``check_writable``); and
+    (``watch``) stop the job when the Snakemake process that started it ends."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     to_file = logging.FileHandler(log_path, mode="w")
     to_file.setFormatter(formatter)
@@ -36,12 +70,21 @@ def start_job(log_path: str, watch: bool = True) -> None:
     def report(kind, error, traceback):
         if issubclass(kind, UserFacingError):
             root.error("%s", error)
+        elif issubclass(kind, JobInterrupted):
+            root.error(
+                "interrupted by %s: the job stopped before writing its outputs (none is left "
+                "half-written); the next run of the workflow computes it again",
+                error,
+            )
         else:
             root.error("job failed", exc_info=(kind, error, traceback))
 
     sys.excepthook = report
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
     if watch:
         watch_snakemake()
+    check_writable([*outputs, log_path])
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

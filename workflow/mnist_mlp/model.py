@@ -6,12 +6,14 @@ It returns logits; ``nn.CrossEntropyLoss`` applies the softmax, so there is no s
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from .constants import N_CLASSES, N_PIXELS
+from .errors import UserFacingError
 from .io import atomic_write_bytes
 
 
@@ -65,9 +67,26 @@ def atomic_save(path, content) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def load_state(path) -> dict:
-    """What ``atomic_save`` saved: tensors and plain Python values only (``weights_only``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_state(path, device="cpu") -> dict:
+    """What ``atomic_save`` saved: tensors and plain Python values only (``weights_only``). A
+    file torch cannot read (cut short, overwritten) is set aside and named, so that the next
+    run recomputes it; a file with anything else than tensors and plain values is refused."""
+    import pickle
+
+    from .io import set_aside
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserFacingError(
+            f"{path} holds more than tensors and plain values, which this workflow never "
+            f"writes: it refuses to load it ({str(err).splitlines()[0]}). Delete it and run the "
+            "workflow again."
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise set_aside(path, f"torch cannot read it: {str(err).splitlines()[0]}") from err
 
 
 def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> None:
@@ -87,7 +106,7 @@ def load_model(path, device="cpu") -> tuple[MLP, dict]:
     """Load a model saved by ``save_model`` (``model.pt`` of a retrained trial, or
     ``winning_net.dat``): returns the network in eval mode and the checkpoint's other entries
     (format, architecture, trial, metrics)."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    checkpoint = load_state(path, device)
     architecture = checkpoint["architecture"]
     module = MLP(architecture["Nh1"], architecture["Nh2"], architecture["dropout"])
     module.load_state_dict(checkpoint.pop("state_dict"))

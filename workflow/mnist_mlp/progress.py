@@ -14,9 +14,10 @@ epoch line in its log shows how far it is ("fold 2/4 epoch 17/100"). Snakemake h
 ``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted,
 and so are markers older than the running Snakemake's lock files: an earlier run left them,
 this one redoes them.
-The config is the run's own (``results/run_config.yaml``, written when a run starts) when it
-exists, else the workflow's ``config.yaml`` (beside the Snakefile, two folders above this
-module) with the ``--configfile`` files merged over it key by key, as Snakemake does. Files
+The config is the run's own (``results/run_config.started.yaml``, written when a run starts,
+else ``results/run_config.yaml``, the results' config) when it exists, else the workflow's
+``config.yaml`` (beside the Snakefile, two folders above this module) with the
+``--configfile`` files merged over it key by key, as Snakemake does. Files
 count as they are: an output that a changed config will make Snakemake redo counts as done
 until it is redone.
 
@@ -71,7 +72,8 @@ from .io import read_tsv
 from .trials import reference_id, trial_ids
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
-RUN_CONFIG = "results/run_config.yaml"
+RUN_CONFIG = "results/run_config.yaml"  # the results' (written when a run ends well)
+STARTED_CONFIG = "results/run_config.started.yaml"  # the run that started last
 MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
 VALID_FRACTION = 0.2  # training.VALID_FRACTION (not imported: training imports torch)
 THREADS = {"cross_validate": 1, "train_rung": 1, "retrain": 1}  # the rules' threads
@@ -158,10 +160,13 @@ def _read_yaml(path: Path) -> dict:
 
 def load_config(directory: Path, configfiles=()) -> tuple[dict, list[str]]:
     """The run's config and where it came from (see the module docstring)."""
-    run_config = directory / RUN_CONFIG
-    if run_config.is_file():
-        ignored = " (the run's own; --configfile ignored)" if configfiles else " (the run's own)"
-        return _read_yaml(run_config), [RUN_CONFIG + ignored]
+    for name in (STARTED_CONFIG, RUN_CONFIG):  # the run that started last, else the results'
+        run_config = directory / name
+        if run_config.is_file():
+            ignored = (
+                " (the run's own; --configfile ignored)" if configfiles else " (the run's own)"
+            )
+            return _read_yaml(run_config), [name + ignored]
     config, sources = _read_yaml(REPO_CONFIG), [str(REPO_CONFIG)]
     for path in map(Path, configfiles):
         # as given (from the current directory), else from the working directory

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from .io import FLOAT_FORMAT, read_json, read_table, write_table, write_text
+from .io import FLOAT_FORMAT, read_result, read_table, write_table, write_text
 from .trials import TRAINING_HYPERPARAMETERS
 
 
@@ -73,7 +73,7 @@ def write_ranking(table: pd.DataFrame, tsv, scores_dat, params_dat) -> None:
 def rank_stage(result_paths, outputs, rung_tables=()) -> pd.DataFrame:
     """Rule rank_trials: the ranking and the report's two .dat files; with halving, every
     rung's decisions in one table (``outputs.rungs``)."""
-    table = build_ranking([read_json(path) for path in result_paths])
+    table = build_ranking([read_result(path) for path in result_paths])
     write_ranking(
         table,
         tsv=outputs.ranking,

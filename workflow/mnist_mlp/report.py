@@ -220,13 +220,21 @@ RESULT_KEYS = ("seed", "test_fraction", "search", "final", "figures")
 
 def results_mismatch(config: dict, workdir=".") -> list[str]:
     """How the results in ``workdir`` differ from what ``config`` would make: the keys whose
-    values differ from the run's own config (``results/run_config.yaml``), and a ranking whose
-    length is not ``search.n_trials``. Empty when they match."""
+    values differ from the results' config (``results/run_config.yaml``, written when a run of
+    the whole workflow ends well), a missing one beside results, and a ranking whose length is
+    not ``search.n_trials``. Empty when they match."""
     import yaml
 
     workdir = Path(workdir)
     problems = []
     run_config_path = workdir / "results/run_config.yaml"
+    if not run_config_path.exists() and (workdir / "results/winner/winner.json").exists():
+        problems.append(
+            "results/run_config.yaml is missing: the last run did not end well or was given "
+            "some targets only, so the results may come from several configurations. Run the "
+            "whole workflow to the end with the config you want reported (the last run's is "
+            "results/run_config.started.yaml), then make the report."
+        )
     if run_config_path.exists():
         made_with = yaml.safe_load(run_config_path.read_text())
         problems += [

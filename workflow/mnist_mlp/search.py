@@ -8,7 +8,7 @@ import logging
 from . import training
 from .data import load_part
 from .halving import decide
-from .io import read_json, write_json, write_table
+from .io import read_result, write_json, write_table
 from .model import atomic_save, load_state
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def train_rung_stage(
 def promote_stage(result_paths, output, eta: int, last: bool) -> list[dict]:
     """Rule promote_trials: one rung's decisions as a table (trial, rung, budget, score,
     decision)."""
-    rows = decide([read_json(path) for path in result_paths], eta, last)
+    rows = decide([read_result(path) for path in result_paths], eta, last)
     columns = ("trial", "rung", "budget", "score", "mean_epochs", "decision")
     write_table(rows or {key: [] for key in columns}, output)
     counts = {d: sum(r["decision"] == d for r in rows) for d in {r["decision"] for r in rows}}

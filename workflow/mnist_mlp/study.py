@@ -23,7 +23,7 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .io import read_json, read_table, write_table
+from .io import read_result, read_table, write_table
 from .plotting import pyplot, save_png
 from .trials import searched, value_of
 
@@ -144,7 +144,7 @@ def load(path):
 def export_study_stage(result_paths, rungs_path, space: dict, output) -> None:
     """Rule export_study: the Optuna study of the search."""
     rungs = read_table(rungs_path) if rungs_path else None
-    export_study([read_json(path) for path in result_paths], rungs, space, output)
+    export_study([read_result(path) for path in result_paths], rungs, space, output)
     log.info("study with %d trials in %s", len(result_paths), output)
 
 

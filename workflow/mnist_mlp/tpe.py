@@ -18,7 +18,7 @@ import logging
 import math
 import warnings
 
-from .io import read_json, write_json
+from .io import read_result, write_json
 from .trials import trial_from_uniforms, trial_index, uniforms_of
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def propose(seed: int, batch: int, first: int, size: int, space: dict, results: 
 
 def propose_stage(result_paths, output, seed, batch, first, size, space) -> dict:
     """Rule propose_trials: batch ``batch`` of the TPE search as a JSON table of trials."""
-    results = [read_json(path) for path in result_paths]
+    results = [read_result(path) for path in result_paths]
     trials = propose(seed, batch, first, size, space, results)
     write_json(output, trials)
     log.info(

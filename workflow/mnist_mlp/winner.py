@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserFacingError
-from .io import copy_file, read_json, read_table, write_json, write_table
+from .io import check_zip, copy_file, read_json, read_table, write_json, write_table
 from .trials import TRAINING_HYPERPARAMETERS, hyperparameters_of, is_reference
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def select_winner_stage(metrics_paths, model_paths, ranking_path, outputs) -> di
     winner = winner_record(table, metrics)
     write_json(outputs.winner, winner)
     models = {Path(path).parent.name: path for path in model_paths}
+    check_zip(models[winner["trial"]])  # a damaged model is set aside and retrained, not copied
     copy_file(models[winner["trial"]], outputs.model)
     log.info("winner: %s", winner)
     return winner

@@ -1,4 +1,5 @@
 import math
+import os
 import sys
 
 import yaml
@@ -314,14 +315,28 @@ def final_outputs():
     ]
 
 
+# The config of the run that started last (make progress reads it), and of the results: the
+# latter only once a run of the whole workflow has ended well, since a run cut short or given
+# some targets only may leave results of several configs (the report refuses them then).
+STARTED_CONFIG = "results/run_config.started.yaml"
+RESULTS_CONFIG = "results/run_config.yaml"
+
+
 def start_run():
     """Before the first job of a run (not for a dry-run): refuse a GPU the machine does not
-    have, and keep the run's effective config beside its results (make progress, make report
-    and a later reader use it)."""
+    have, and keep the run's effective config beside its results."""
     if workflow.local_exec and config["device"].startswith("cuda"):
         try:
             check_cuda(config["device"])
         except ConfigError as error:
             raise WorkflowError(str(error)) from None
     Path("results").mkdir(exist_ok=True)
-    write_text("results/run_config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text(STARTED_CONFIG, yaml.safe_dump(config, sort_keys=False))
+    Path(RESULTS_CONFIG).unlink(missing_ok=True)  # until this run ends well
+
+
+def end_run():
+    """After a run that ended well: if it made the whole workflow (no targets given), every
+    result is this config's."""
+    if not workflow.dag_settings.targets and Path(STARTED_CONFIG).exists():
+        os.replace(STARTED_CONFIG, RESULTS_CONFIG)

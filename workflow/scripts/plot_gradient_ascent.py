@@ -5,8 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
-from mnist_mlp.figures import gradient_ascent_stage
 from mnist_mlp.jobs import start_job
 
-start_job(snakemake.log[0])
+# before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
+start_job(snakemake.log[0], snakemake.output)
+
+from mnist_mlp.figures import gradient_ascent_stage
+
 gradient_ascent_stage(snakemake.input.model, snakemake.output, snakemake.params.settings)

@@ -5,10 +5,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
-from mnist_mlp.figures import receptive_fields_stage
 from mnist_mlp.jobs import start_job
 
-start_job(snakemake.log[0])
+# before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
+start_job(snakemake.log[0], snakemake.output)
+
+from mnist_mlp.figures import receptive_fields_stage
+
 receptive_fields_stage(
     snakemake.input.model,
     snakemake.output,

@@ -7,11 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
-from mnist_mlp.io import read_json
 from mnist_mlp.jobs import start_job
+
+# before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
+start_job(snakemake.log[0], snakemake.output)
+
+from mnist_mlp.io import read_json
 from mnist_mlp.trials import sample_trials, write_trials_table
 
-start_job(snakemake.log[0])
 params = snakemake.params
 trials = sample_trials(params.seed, params.n_trials, params.space)
 for batch in snakemake.input:  # TPE's proposals (none with the random sampler)
