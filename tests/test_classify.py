@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(
     r"^(?P<name>\S.*?): +digit (?P<digit>\d)  \(p=(?P<p>[01]\.\d{3})\)  "
     r"(?P<probabilities>(?:\d:[01]\.\d{3} ){9}\d:[01]\.\d{3})"
-    r"(?P<inverted>  \[inverted: dark digit on light background\])?$"
+    r"(?P<inverted>  \[inverted: dark digit on light background\])?"
+    r"(?P<note>  \[(?:blank image|uncertain): [^]]+\])?$"
 )
 TRIAL = {
     "trial": "t0000",
@@ -485,3 +486,38 @@ def test_mnist_normalisation_reproduces_mnist(real):
     images = real["images"].astype(float)
     fitted = np.stack([np.rint(_fit_to_mnist_box(image)) for image in images])
     assert np.abs(fitted - images).mean() < 0.5  # grey levels, of 255
+
+
+def test_a_blank_or_uncertain_image_is_flagged_and_an_index_on_a_picture_refused(
+    tmp_path, untrained_model, capsys
+):
+    Image.fromarray(np.full((28, 28), 255, np.uint8), mode="L").save(tmp_path / "blank.png")
+    assert main([str(tmp_path / "blank.png"), "--model", str(untrained_model)]) == 0
+    line = capsys.readouterr().out
+    assert "[blank image: there is no digit to read]" in line
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(noise, mode="L").save(tmp_path / "noise.png")
+    assert main([str(tmp_path / "noise.png"), "--model", str(untrained_model)]) == 0
+    assert "[uncertain: no digit reaches p=0.5" in capsys.readouterr().out  # untrained: flat
+    code = main([str(tmp_path / "noise.png"), "--index", "3", "--model", str(untrained_model)])
+    assert code == 2 and "an index selects an image of an IDX file" in capsys.readouterr().err
+
+
+def test_a_huge_picture_is_refused_before_it_is_decoded(tmp_path, untrained_model, capsys):
+    import tracemalloc
+
+    big = tmp_path / "big.png"
+    Image.new("L", (6000, 5000), 255).save(big)  # 30 million pixels, a small file
+    tracemalloc.start()
+    code = main([str(big), "--model", str(untrained_model)])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert code == 2 and "6000x5000 pixels, more than the 25,000,000" in capsys.readouterr().err
+    assert peak < 20e6  # the 30 MB of pixels were never decoded
+
+
+def test_an_idx_file_cut_inside_its_header_is_named(tmp_path, untrained_model, capsys):
+    cut = tmp_path / "cut-idx3-ubyte"
+    cut.write_bytes(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + b"\x00\x00")
+    assert main([str(cut), "--model", str(untrained_model)]) == 2
+    assert "ends inside its IDX header" in capsys.readouterr().err

@@ -42,6 +42,7 @@ BAD_VALUES = [
     ({"test_fraction": NAN}, "test_fraction"),
     ({"test_fraction": 1e-5}, "test_fraction"),  # 0.6 images: not one per digit
     ({"test_fraction": 0.99999}, "test_fraction"),
+    ({"test_fraction": 0.999}, "test_fraction: the 60 training images"),  # skorch's split
     ({"device": "tpu"}, "device"),
     ({"unknown_key": 1}, "unknown_key: unknown"),
     ({"device": "cpu\n"}, "device"),  # $ would match before a final newline

@@ -494,3 +494,11 @@ def test_a_running_jobs_epoch_time_is_its_newest_epochs_median(tmp_path):
     assert progress.job_activity(log) == ("epoch 12/300", 2.0)
     write(log, log_line("trial {'trial': 't0001'} on 51000 images"))
     assert progress.job_activity(log) == ("trial {'trial': 't0001'} on 51000 images", None)
+
+
+def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
+    from mnist_mlp.progress import main
+
+    with pytest.raises(SystemExit):
+        main(["--directory", str(tmp_path)])
+    assert "is not a run of this workflow" in capsys.readouterr().err

@@ -44,6 +44,9 @@ INK_THRESHOLD = 0.1
 IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int"}
 IDX_TYPES.update({0x0D: "float", 0x0E: "double"})
 GZIP_MAGIC = b"\x1f\x8b"
+# A picture is refused above this many pixels before it is decoded: a 10000x10000 PNG took 3-5
+# GB of memory; a photo of a digit needs a few million at most.
+MAX_PIXELS = 25_000_000
 
 
 # --- reading images ------------------------------------------------------------------------
@@ -113,6 +116,11 @@ def _read_idx_images(path: Path, index: int | None) -> np.ndarray:
             "bytes (a *-idx3-ubyte file)"
         )
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UserFacingError(
+            f"{path} ends inside its IDX header ({len(raw)} bytes, the header of a "
+            f"{ndim}-dimensional file takes {4 + 4 * ndim}): the file is cut short, replace it"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if ndim == 2:
         shape = (1, *shape)  # one image
@@ -152,7 +160,13 @@ def _read_picture(path: Path) -> tuple[np.ndarray, bool]:
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only: the size before any decoding
+            if image.width * image.height > MAX_PIXELS:
+                raise UserFacingError(
+                    f"{path} is {image.width}x{image.height} pixels, more than the "
+                    f"{MAX_PIXELS:,} this command decodes (a digit needs far fewer): crop or "
+                    "shrink it first"
+                )
             image = ImageOps.exif_transpose(image)  # photos: the orientation the camera saw
             grey = _grey_levels(image)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
@@ -303,14 +317,33 @@ def classify(module: torch.nn.Module, images) -> tuple[torch.Tensor, torch.Tenso
 # --- command line --------------------------------------------------------------------------
 
 
-def format_line(name: str, probabilities, inverted: bool = False, width: int = 0) -> str:
-    """``name: digit 7  (p=0.998)  0:0.000 1:0.000 ... 9:0.001``, noting an inverted image;
-    ``name:`` padded to ``width`` characters to align the lines of several images."""
+# Below this probability for the likeliest digit, the answer is flagged as uncertain: a blank or
+# noise image still gets a "digit", spread over all ten.
+UNCERTAIN = 0.5
+
+
+def format_line(
+    name: str, probabilities, inverted: bool = False, width: int = 0, blank: bool = False
+) -> str:
+    """``name: digit 7  (p=0.998)  0:0.000 1:0.000 ... 9:0.001``, noting an inverted image, a
+    blank one and an uncertain answer; ``name:`` padded to ``width`` characters to align the
+    lines of several images."""
     probabilities = [float(p) for p in probabilities]
     digit = int(np.argmax(probabilities))
     values = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
     line = f"{f'{name}:':<{width}} digit {digit}  (p={probabilities[digit]:.3f})  {values}"
-    return line + ("  [inverted: dark digit on light background]" if inverted else "")
+    if inverted:
+        line += "  [inverted: dark digit on light background]"
+    if blank:
+        line += "  [blank image: there is no digit to read]"
+    elif probabilities[digit] < UNCERTAIN:
+        line += f"  [uncertain: no digit reaches p={UNCERTAIN}; is it a digit?]"
+    return line
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """An image of one grey level (after MNIST's conversion): nothing to classify."""
+    return int(image.max()) - int(image.min()) < 16
 
 
 def _one_line(err: BaseException, limit: int = 160) -> str:
@@ -363,6 +396,11 @@ def main(argv=None) -> int:
         names, batches, inverted = [], [], []
         for path in args.images:  # read everything first: an error prints no partial output
             is_picture = not _looks_like_idx(path)
+            if is_picture and args.index is not None and Path(path).is_file():
+                raise UserFacingError(
+                    f"--index {args.index} given for {path}, which holds one image: an index "
+                    "selects an image of an IDX file (*-idx3-ubyte)"
+                )
             images, flips = read_images(path, None if is_picture else args.index)
             batches.append(images)
             inverted += flips.tolist()
@@ -378,9 +416,12 @@ def main(argv=None) -> int:
     _, probabilities = classify(module, images_to_tensor(np.concatenate(batches)))
     print(_describe(args.model, checkpoint), file=sys.stderr)
     width = max(len(name) for name in names) + 1
+    blanks = [is_blank(image) for image in np.concatenate(batches)]
     try:
-        for name, row, flip in zip(names, probabilities.tolist(), inverted, strict=True):
-            print(format_line(name, row, flip, width))
+        for name, row, flip, blank in zip(
+            names, probabilities.tolist(), inverted, blanks, strict=True
+        ):
+            print(format_line(name, row, flip, width, blank))
         sys.stdout.flush()
     except BrokenPipeError:  # output piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

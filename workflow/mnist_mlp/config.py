@@ -17,7 +17,13 @@ import math
 import os
 from pathlib import Path
 
-from .constants import EVAL_BATCH_SIZE, MNIST_TRAIN_CLASS_COUNTS, N_CLASSES, N_PIXELS
+from .constants import (
+    EVAL_BATCH_SIZE,
+    MNIST_TRAIN_CLASS_COUNTS,
+    N_CLASSES,
+    N_PIXELS,
+    VALID_FRACTION,
+)
 from .trials import (
     TRAINING_HYPERPARAMETERS,
     dimension,
@@ -291,9 +297,22 @@ def _largest_batch(space: dict) -> int:
     return declared["int"][1] - 1
 
 
+def _fold_split_fits(train_images: int, rarest: int, folds: int) -> bool:
+    """Whether skorch's stratified 20 % validation split of a CV fold's training images has
+    every digit on both sides (scikit-learn's rule: each part at least one image per class,
+    each class at least two images)."""
+    fold_images = train_images * (folds - 1) // folds
+    valid = math.ceil(VALID_FRACTION * fold_images)
+    return (
+        valid >= N_CLASSES
+        and fold_images - valid >= N_CLASSES
+        and rarest * (folds - 1) // folds >= 2
+    )
+
+
 def _data_limits(config: dict) -> list[str]:
-    """What MNIST's size allows: a stratified split needs every digit on both sides, and each
-    CV fold needs every digit."""
+    """What MNIST's size allows: every split the data go through (train/test, the CV folds,
+    skorch's validation split of each fold) needs every digit on both sides."""
     fraction, folds = config["test_fraction"], config["search"]["folds"]
     n_images = sum(MNIST_TRAIN_CLASS_COUNTS)
     problems = []
@@ -310,6 +329,23 @@ def _data_limits(config: dict) -> list[str]:
             f"config key search.folds: each fold needs every digit, and the training part "
             f"holds only {rarest} images of the rarest digit (5) at test_fraction {fraction}: "
             f"at most {rarest} folds, got {folds}"
+        )
+        return problems
+    train_images = n_images - math.ceil(fraction * n_images)
+    if not _fold_split_fits(train_images, rarest, folds):
+        # the largest test part that still fits, for the message
+        share = min(MNIST_TRAIN_CLASS_COUNTS) / n_images
+        needed = next(
+            n
+            for n in range(train_images, n_images)
+            if _fold_split_fits(n, math.floor(n * share), folds)
+        )
+        problems.append(
+            f"config key test_fraction: the {train_images} training images left at "
+            f"{fraction} give each of the {folds} CV folds too few images for skorch's 20 % "
+            "validation split, which needs every digit on both of its sides: choose "
+            f"test_fraction at most {math.floor((1 - needed / n_images) * 1e4) / 1e4:.4f} (or "
+            "fewer search.folds)"
         )
     return problems
 

@@ -7,3 +7,6 @@ N_CLASSES = 10
 MNIST_TRAIN_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 # Evaluation needs no gradients, so it runs in larger batches than training.
 EVAL_BATCH_SIZE = 4096
+# skorch's default internal validation split, 20 % of a CV fold's training images (stratified):
+# early stopping watches it.
+VALID_FRACTION = 0.2

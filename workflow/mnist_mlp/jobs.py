@@ -25,6 +25,7 @@ class JobInterrupted(BaseException):
     """SIGINT or SIGTERM reached the job. Not a KeyboardInterrupt, which skorch takes for "stop
     training" and then goes on as if the fit had ended."""
 
+
 log = logging.getLogger(__name__)
 
 # How often a job checks that the Snakemake process that started it is still there.
@@ -133,6 +134,13 @@ def watch_snakemake(interval: float = WATCH_INTERVAL_S) -> threading.Thread | No
     a process between them) has ended, e.g. after ``kill -9`` of the main process: an orphan
     would run on beside the job that a resumed run starts for the same output. Outputs are
     written atomically, so nothing partial is left behind. Returns the watching thread."""
+    if not Path("/proc/self/stat").exists():
+        log.warning(
+            "this system has no /proc (macOS, BSD): the job cannot notice that the Snakemake "
+            "process that started it ended; if you kill Snakemake, stop its jobs too (pkill -f "
+            ".snakemake/scripts)"
+        )
+        return None
     chain = snakemake_ancestors()
     if not chain:
         return None

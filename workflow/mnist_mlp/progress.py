@@ -67,6 +67,7 @@ from pathlib import Path
 import yaml
 
 from .config import merge_config
+from .constants import VALID_FRACTION
 from .halving import budgets
 from .io import read_tsv
 from .trials import reference_id, trial_ids
@@ -75,7 +76,6 @@ REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 RUN_CONFIG = "results/run_config.yaml"  # the results' (written when a run ends well)
 STARTED_CONFIG = "results/run_config.started.yaml"  # the run that started last
 MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
-VALID_FRACTION = 0.2  # training.VALID_FRACTION (not imported: training imports torch)
 THREADS = {"cross_validate": 1, "train_rung": 1, "retrain": 1}  # the rules' threads
 FIGURES = (
     *(f"results/figures/receptive_fields_{layer}.png" for layer in ("layer1", "layer2", "output")),
@@ -968,6 +968,11 @@ def main(argv=None) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         parser.error(f"no such directory: {directory}")
+    if not (directory / ".snakemake").is_dir() and not (directory / "results").is_dir():
+        parser.error(
+            f"{directory} is not a run of this workflow (it has neither .snakemake/ nor "
+            "results/): give --directory the folder Snakemake ran in"
+        )
     now = time.time()
     try:
         state = collect(directory, args.configfile, args.cores, now)

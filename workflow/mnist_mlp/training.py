@@ -19,15 +19,13 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from skorch.history import History
 
-from .constants import EVAL_BATCH_SIZE, N_CLASSES
+from .constants import EVAL_BATCH_SIZE, N_CLASSES, VALID_FRACTION
 from .errors import TrainingDiverged, UserFacingError
 from .model import MLP
 from .trials import hyperparameters_of
 
 log = logging.getLogger(__name__)
 
-# skorch's default internal validation split is 5-fold (20 %); early stopping watches it.
-VALID_FRACTION = 0.2
 # Random streams derived from the seed (the sampler seeds its own, see trials).
 _FOLD_STREAM, _FIT_STREAM, _RETRAIN_STREAM = 2, 3, 4
 
