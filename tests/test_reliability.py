@@ -369,3 +369,32 @@ def test_a_saved_run_resumes_on_another_machine_computing_only_what_is_missing(
     train.write_bytes(train.read_bytes()[:-8] + bytes(8))  # another split
     with pytest.raises(UserFacingError, match="differs from the file the saved jobs read"):
         runstate.restore(state, elsewhere)
+
+
+@pytest.mark.parametrize("to", ["snakemake", "group"])
+def test_sigint_stops_the_run_keeping_finished_work(mnist_dir, tiny_data, tmp_path, to):
+    """`kill -INT <snakemake>`: Snakemake stops after its running jobs and keeps them, as with
+    SIGTERM. Ctrl-C (SIGINT to the process group, jobs included): the jobs stop at once, their
+    logs say "interrupted", and nothing is held incomplete."""
+    overrides = merged(TINY, {"mnist_dir": str(mnist_dir)})
+    overrides["search"] |= {"n_trials": 2, "max_epochs": 8, "patience": 100}
+    configfile = write_config(tmp_path / "config.yaml", overrides)
+    seed_data(tmp_path, tiny_data)
+    run = _start(tmp_path, configfile, RANKING)
+    logs = tmp_path / "logs/search/cross_validate"
+    _wait_for(lambda: any("epoch 2/8" in p.read_text() for p in logs.glob("*.log")), run)
+    if to == "snakemake":
+        os.kill(run.pid, signal.SIGINT)
+    else:
+        os.killpg(run.pid, signal.SIGINT)
+    assert run.wait(timeout=300) != 0
+    assert _incomplete_files(tmp_path, configfile) == set()
+    done = sorted(p.name for p in (tmp_path / "results/search/cv").glob("*.json"))
+    texts = [p.read_text() for p in logs.glob("*.log")]
+    if to == "snakemake":  # the running jobs finished and were kept
+        assert done == ["t0000.json", "t0001.json"]
+        assert planned_jobs(tmp_path, configfile, RANKING) == {"rank_trials": 1}
+    else:
+        assert done == [] and all("interrupted by SIGINT" in text for text in texts)
+        assert not any("KeyError" in text for text in texts)
+        assert planned_jobs(tmp_path, configfile, RANKING)["cross_validate"] == 2

@@ -1,5 +1,6 @@
 import math
 import os
+import signal
 import sys
 
 import yaml
@@ -53,6 +54,12 @@ if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
             "results/run_config.yaml), or give the same --configfile/--config as the run."
         )
     config["report_front_page"] = front_page()
+
+# SIGINT to Snakemake itself (kill -INT, or Ctrl-C, which also reaches the jobs): stop as SIGTERM
+# does, after the running jobs, keeping what they finish. Snakemake's own reaction to SIGINT
+# waits for them too but marks their outputs incomplete, so that they were computed again.
+if workflow.local_exec:
+    signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
 
 # A run made before result versions: its records name the code by a hash instead of a version,
 # so Snakemake would compute every finished job again.
