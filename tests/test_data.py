@@ -78,7 +78,9 @@ def test_load_part_scales_pixels_to_the_unit_interval(synthetic_npz, tmp_path):
     np.save(tmp_path / "rows.npy", rows)
     X, y = load_part(synthetic_npz, tmp_path / "rows.npy")
     assert tuple(X.shape) == (3, 784)
-    assert 0.0 <= float(X.min()) and float(X.max()) <= 1.0
+    images = load_mnist(synthetic_npz)["train_images"][rows].reshape(3, 784)
+    assert X.numpy().tolist() == (images.astype(np.float32) / np.float32(255)).tolist()
+    assert float(X.max()) == 1.0 and float(X.min()) == 0.0  # 255 is 1 exactly, not 255/256
     assert y.tolist() == load_mnist(synthetic_npz)["train_labels"][rows].tolist()
 
 
@@ -131,6 +133,7 @@ def test_a_full_disk_is_reported_as_a_full_disk(synthetic_mnist, tmp_path, monke
     with pytest.raises(UserFacingError, match="no space left on the disk holding") as caught:
         prepare_mnist(tmp_path / "mnist.npz", folder, expected_md5=md5)
     assert "gzip" not in str(caught.value) and "Replace" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # no dataset, no scratch folder left behind
 
     def write(handle):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -192,7 +195,19 @@ def test_the_real_mnist_is_verified_and_stored(mnist_npz):
     from mnist_mlp.constants import MNIST_TRAIN_CLASS_COUNTS
 
     assert tuple(counts) == MNIST_TRAIN_CLASS_COUNTS  # the published counts
-    assert MNIST_MD5["train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
+    # the MD5 constants are those of the real files' contents (the copy here is gzipped)
+    import gzip
+    import hashlib
+
+    from conftest import MNIST_DIR
+
+    for name, expected in MNIST_MD5.items():
+        gz = MNIST_DIR / f"{name}.gz"
+        content = (
+            gzip.decompress(gz.read_bytes()) if gz.exists() else (MNIST_DIR / name).read_bytes()
+        )
+        assert hashlib.md5(content).hexdigest() == expected, name
+    assert data.sha256sum(mnist_npz) == data.MNIST_NPZ_SHA256  # the dataset file's constant
 
 
 @pytest.mark.mnist

@@ -390,13 +390,6 @@ def test_duration():
     ]
 
 
-def test_valid_fraction_is_trainings():
-    """progress cannot import training (torch); it keeps a copy of its validation share."""
-    source = (REPO / "workflow/mnist_mlp/training.py").read_text()
-    match = re.search(r"^VALID_FRACTION = ([\d.]+)", source, re.MULTILINE)
-    assert float(match.group(1)) == progress.VALID_FRACTION
-
-
 def test_command_line(tmp_path, capsys):
     workdir = mid_search(tmp_path)
     assert progress.main(["--directory", str(workdir), "--cores", "3"]) == 0

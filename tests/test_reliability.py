@@ -26,6 +26,7 @@ from conftest import (
     write_config,
 )
 
+from mnist_mlp import progress
 from mnist_mlp.io import read_json
 from mnist_mlp.trials import sample_trials, sampled_space
 
@@ -154,6 +155,7 @@ def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, t
     # Freeze the run (its jobs included) so that the checks below cannot outlast the CV stage.
     os.killpg(first.pid, signal.SIGSTOP)
     try:
+        before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*"))
         second = run_snakemake(tmp_path, configfile, RANKING, check=False)
         assert second.returncode != 0
         message = second.stdout + second.stderr
@@ -161,6 +163,20 @@ def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, t
         second = run_snakemake(tmp_path, configfile, RANKING, "--rerun-incomplete", check=False)
         assert second.returncode != 0
         assert "cannot be locked" in second.stdout + second.stderr
+        # the refused runs ran nothing: no job, no file touched
+        assert "rule cross_validate" not in second.stdout + second.stderr
+        assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*")) == (
+            before
+        )
+        # make progress reads this real, running Snakemake folder (its lock, markers, logs)
+        state = progress.collect(tmp_path, [configfile])
+        assert state.running and state.stage == "search" and state.trials == 3
+        finished_now = len(list((tmp_path / "results/search/cv").glob("t*.json")))
+        running_now = [job for job in state.jobs if job.rule == "cross_validate"]
+        assert 1 <= state.cross_validated <= finished_now  # the one logged as finished, at least
+        assert 1 <= len(running_now) <= 2 and state.cross_validated + len(running_now) <= 3
+        assert all(job.started and "epoch" in job.activity for job in running_now)
+        assert state.log_facts.cores == 2 and state.main_log
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the whole workflow, its running jobs included
         first.wait()
@@ -233,16 +249,39 @@ def test_jobs_stop_by_themselves_when_the_main_process_is_killed(mnist_dir, tiny
     assert "has ended: stopping the job" in messages
 
 
-def _diverging_seed(space, n_trials):
+def _diverging_seed(space, n_trials, tame_ones=True):
     """The first seed whose sample has SGD trials with lr >= 3 (these diverge on MNIST in their
-    first epoch) and the others with lr <= 1e-2 (these train), at least one of each."""
+    first epoch) and the others with lr <= 1e-2 (these train), at least one of each (with
+    ``tame_ones``; else every trial diverges)."""
     for seed in range(1000):
         drawn = list(sample_trials(seed, n_trials, space).values())
         exploding = [d for d in drawn if d["optimizer"] == "SGD" and d["lr"] >= 3]
         tame = [d for d in drawn if d["lr"] <= 1e-2]
-        if exploding and tame and len(exploding) + len(tame) == n_trials:
+        if exploding and bool(tame) == tame_ones and len(exploding) + len(tame) == n_trials:
             return seed, [d["trial"] for d in exploding]
     raise AssertionError("no seed gives the wanted mix")
+
+
+def test_when_every_trial_diverges_and_there_is_no_reference_the_run_says_so(
+    mnist_dir, tiny_data, tmp_path
+):
+    search = {"n_trials": 2, "space": {"lr": {"loguniform": [1e-3, 10**1.5]}}, "max_epochs": 1}
+    overrides = {"mnist_dir": str(mnist_dir), "search": search, "final": {"epochs": 1, "top_k": 2}}
+    config = merged(default_config(), merged(TINY, overrides))
+    config["search"]["space"]["optimizer"] = {"choice": {"SGD": 0.5, "Adam": 0.5}}
+    config["final"]["references"] = {}
+    space = sampled_space(config["search"]["space"])
+    config["seed"], exploding = _diverging_seed(space, 2, tame_ones=False)
+    configfile = write_config(tmp_path / "config.yaml", base=config)
+    seed_data(tmp_path, tiny_data, split=False)
+    failed = run_snakemake(tmp_path, configfile, check=False)
+    message = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and sorted(exploding) == ["t0000", "t0001"]
+    assert "no retrained trial can win: every trial of the search diverged" in message
+    assert "search.space.lr" in message  # what to change
+    ranking = pd.read_csv(tmp_path / RANKING, sep="\t")
+    assert (ranking["status"] == "diverged").all()
+    assert not (tmp_path / "results/winner/winner.json").exists()
 
 
 def test_diverging_trials_rank_last_and_are_not_retrained(mnist_dir, tiny_data, tmp_path):
@@ -317,8 +356,8 @@ def test_same_seed_same_data_and_trials_other_seed_other_trials(tiny_run, tmp_pa
     assert (other / "results/search/trials.tsv").read_text() != ours
 
 
-def _declared_mem_mb(workdir, configfile, rule):
-    result = run_snakemake(workdir, configfile, "--dry-run", "--forcerun", rule)
+def _declared_mem_mb(workdir, configfile, rule, *targets):
+    result = run_snakemake(workdir, configfile, *targets, "--dry-run", "--forcerun", rule)
     block = result.stdout.split(f"rule {rule}:", 1)[1]
     return int(re.search(r"mem_mb=(\d+)", block).group(1))
 
@@ -334,6 +373,29 @@ def test_peak_memory_of_training_jobs_is_within_what_they_declare(tiny_run):
         assert peaks and all(peak > 0 for peak in peaks)
         declared = _declared_mem_mb(workdir, configfile, rule)
         assert max(peaks) < declared, (rule, max(peaks), declared)
+
+
+def test_the_widest_network_of_the_default_space_fits_in_what_a_job_declares(
+    mnist_dir, tiny_data, tmp_path
+):
+    """Measured, not estimated: the default space's widest network (Nh1 599, Nh2 598) through a
+    CV job and a retraining, one epoch each, on the full data."""
+    widest = {"Nh1": 599, "Nh2": 598, "optimizer": "Adam", "dropout": 0.0, "lr": 1e-3, "L2": 0.0}
+    overrides = merged(TINY, {"mnist_dir": str(mnist_dir)})
+    overrides["search"] |= {"n_trials": 1, "max_epochs": 1, "space": widest | {"batch_size": 128}}
+    overrides["final"] = {"top_k": 1, "epochs": 1, "references": {}}
+    configfile = write_config(tmp_path / "config.yaml", overrides)
+    seed_data(tmp_path, tiny_data)
+    run_snakemake(
+        tmp_path, configfile, "results/search/cv/t0000.json", "results/final/t0000/metrics.json"
+    )
+    for rule, benchmark, target in (
+        ("cross_validate", "search/cross_validate/t0000.tsv", "results/search/cv/t0000.json"),
+        ("retrain", "final/retrain/t0000.tsv", "results/final/t0000/metrics.json"),
+    ):
+        peak = pd.read_csv(tmp_path / "benchmarks" / benchmark, sep="\t")["max_rss"].max()
+        declared = _declared_mem_mb(tmp_path, configfile, rule, target)
+        assert 0 < peak < declared, (rule, peak, declared)
 
 
 def test_a_saved_run_resumes_on_another_machine_computing_only_what_is_missing(

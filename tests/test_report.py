@@ -38,10 +38,43 @@ def test_the_report_opens_on_the_answer_in_a_browser(report, tmp_path):
     assert picture.shape[:2] == (1000, 1400) and picture[..., :3].std() > 0.1
 
 
-def test_the_report_holds_the_tables_and_labels(report):
+def embedded(report) -> dict[str, bytes]:
+    """The results the report carries (Snakemake embeds each as a base64 data URI)."""
+    import base64
+
     html = report.read_text(errors="replace")
-    for name in ("winner.html", "ranking.html", "retrained.html", "search_overview.png"):
-        assert name in html
+    found = re.findall(
+        r'"(results/[^"]+)": \{"name": .*?"data_uri": "data:[^"]*?base64,([^"]*)"', html
+    )
+    return {path: base64.b64decode(data) for path, data in found}
+
+
+def test_the_report_carries_every_result_as_made_and_labels_them(report, tiny_run):
+    workdir, _ = tiny_run
+    items = embedded(report)
+    expected = {
+        "results/report/winner.html",
+        "results/report/ranking.html",
+        "results/report/retrained.html",
+        "results/figures/search_overview.png",
+        "results/figures/learning_curves.png",
+        "results/figures/importance.png",
+        "results/figures/parallel_coordinates.png",
+        *(
+            f"results/figures/{kind}_{layer}.png"
+            for kind in ("receptive_fields", "gradient_ascent")
+            for layer in ("layer1", "layer2", "output")
+        ),
+    }
+    assert set(items) == expected
+    for path, content in items.items():  # the very files of the run, not stale copies
+        assert content == (workdir / path).read_bytes(), path
+    ranking = (workdir / "results/search/ranking.tsv").read_text().splitlines()
+    assert items["results/report/ranking.html"].count(b"<tr class=") == len(ranking) - 1
+    winner = read_json(workdir / "results/winner/winner.json")
+    assert b'<tr class="winner"><td class="num">' in items["results/report/ranking.html"]
+    assert winner["trial"].encode() in items["results/report/winner.html"]
+    html = report.read_text(errors="replace")
     assert "hidden layer 1" in html and "gradient ascent" in html  # item labels
 
 

@@ -139,7 +139,8 @@ def test_cross_validation_records_every_fold_and_epoch(pipeline):
             rows = history[history["fold"] == fold["fold"]]
             assert rows["epoch"].tolist() == list(range(1, fold["epochs"] + 1))
             assert fold["best_epoch"] == rows.loc[rows["valid_loss"].idxmin(), "epoch"]
-            assert 0 < fold["loss"] < math.log(10) and fold["accuracy"] > 0.3
+            # the synthetic classes overlap: a few epochs give 60-95 %, not 100 %
+            assert 0 < fold["loss"] < math.log(10) and 0.4 < fold["accuracy"] < 0.95
         losses = [fold["loss"] for fold in result["folds"]]
         assert result["mean_loss"] == pytest.approx(np.mean(losses))
 
@@ -177,6 +178,10 @@ def test_retraining_scores_three_parts_and_the_model_reproduces_them(pipeline, s
 def test_the_best_test_accuracy_wins_and_references_never_do(pipeline):
     summary = pd.read_csv(pipeline / "summary.tsv", sep="\t")
     assert len(summary) == TOP_K + 1 and summary["winner"].sum() == 1
+    candidates = summary[~summary["reference"]]
+    # the candidates differ, so the rule is exercised (no tie at 100 %)
+    assert candidates["test_accuracy"].nunique() == len(candidates)
+    assert 0.6 < candidates["test_accuracy"].max() < 0.95
     assert not summary.loc[summary["reference"], "winner"].any()
     best = summary[~summary["reference"]].sort_values("test_accuracy", ascending=False)
     chosen = read_json(pipeline / "winner.json")
@@ -211,17 +216,33 @@ def test_the_ascent_statistics_describe_the_images(pipeline):
     assert stats["output"]["neurons"] == list(range(10))
     for layer in figures.LAYERS:
         reached, start = stats[layer]["activation_reached"], stats[layer]["activation_start"]
-        assert all(r >= s for r, s in zip(reached, start, strict=True))
-    assert 0 <= stats["layer1"]["pixels_equal_to_box_maximiser"] <= 1
+        assert all(r > s for r, s in zip(reached, start, strict=True)), layer  # it climbed
+    # a neuron of layer 1 is linear in the image: the ascent ends at its box maximiser (1 where
+    # its weight is positive, 0 where negative) for the pixels whose weight matters
+    assert stats["layer1"]["pixels_equal_where_weight_matters"] > 0.9
 
 
-def test_the_search_overview_and_learning_curves_are_pictures(pipeline):
-    import matplotlib.image
-
-    overview = matplotlib.image.imread(pipeline / "search.png")
-    assert overview.shape[1] > 1200 and overview[..., :3].std() > 0.05
-    curves = matplotlib.image.imread(pipeline / "curves.png")
-    assert curves[..., :3].std() > 0.05
+def test_the_search_overview_and_learning_curves_draw_every_trial(pipeline, tmp_path):
+    ranked = pd.read_csv(pipeline / "ranking.tsv", sep="\t")
+    summary = pd.read_csv(pipeline / "summary.tsv", sep="\t")
+    fig = figures.plot_search_overview(ranked, summary, tmp_path / "search.png")
+    for ax in fig.axes[:6]:
+        points = ax.collections[0].get_offsets()  # the trials, blue
+        assert len(points) == N_TRIALS
+        assert sorted(points[:, 1]) == pytest.approx(sorted(ranked["mean_loss"]))
+        ringed = ax.collections[1].get_offsets()
+        assert len(ringed) == TOP_K  # the retrained, not the reference
+    histories = {
+        folder.name: pd.read_csv(folder / "history.tsv", sep="\t").to_dict("records")
+        for folder in (pipeline / "final").iterdir()
+    }
+    winner = read_json(pipeline / "winner.json")["trial"]
+    fig = figures.plot_learning_curves(histories, winner, tmp_path / "curves.png")
+    curves = [line for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata()) == 3]
+    assert len(curves) >= 2 * len(histories)  # accuracy and loss of every retrained trial
+    drawn = {tuple(line.get_ydata()) for line in curves}
+    for rows in histories.values():
+        assert tuple(row["test_accuracy"] for row in rows) in drawn
 
 
 def test_the_report_tables_show_the_answer(pipeline):

@@ -138,7 +138,7 @@ def plot_neuron_grids(panels, path, title: str) -> None:
     save_png(fig, path)
 
 
-def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) -> None:
+def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path):
     """Test accuracy and losses per epoch of every retrained trial."""
     plt = pyplot()
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
@@ -160,6 +160,7 @@ def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path) ->
         ax.grid(True, alpha=0.3)
     acc_ax.legend(fontsize=7, ncol=2)
     save_png(fig, path)
+    return fig
 
 
 RECEPTIVE_FIELD_TITLES = {
@@ -249,7 +250,7 @@ SEARCH_PANELS = (
 PRUNED_MARKERS = ("v", "<", "^", ">", "d")  # one per rung a trial was pruned at
 
 
-def plot_search_overview(ranking, summary, path, title="Random search") -> None:
+def plot_search_overview(ranking, summary, path, title="Random search"):
     """The CV loss of every trial against each of its hyper-parameters, one panel each; the
     retrained top k ringed and the winner starred. Diverged trials have no loss: counted in the
     title, not drawn. With successive halving, a pruned trial is drawn at its score at the rung
@@ -329,6 +330,7 @@ def plot_search_overview(ranking, summary, path, title="Random search") -> None:
     counts += [f"{diverged} diverged, not drawn"] if diverged else []
     fig.suptitle(f"{title}: {len(ranking)} trials ({', '.join(counts)})")
     save_png(fig, path, dpi=110)
+    return fig
 
 
 def search_overview_stage(ranking_path, summary_path, output, title="Random search") -> None:
