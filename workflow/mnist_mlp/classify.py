@@ -277,7 +277,7 @@ def _load_checked(path, device="cpu") -> tuple[MLP, dict]:
             "results/final/<trial>/model.pt"
         )
     try:
-        return load_model(path, device=device)
+        return load_model(path, device=device, repair=False)
     except Exception as err:  # torch.load raises many kinds for a file that is not a model
         if isinstance(err, KeyError | TypeError | IndexError):
             cause = "a file without the architecture and weights that save_model writes"

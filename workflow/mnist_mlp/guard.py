@@ -206,6 +206,15 @@ def comparable(path: Path):
             rows = list(csv.reader(handle, delimiter="\t"))
         keep = [i for i, name in enumerate(rows[0] if rows else []) if not TIME_FIELD.search(name)]
         return [[row[i] for i in keep if i < len(row)] for row in rows]
+    if path.suffix == ".pt2":  # a torch.export program: every member but its random id
+        with zipfile.ZipFile(path) as archive:
+            return {
+                name: archive.read(name)
+                for name in sorted(archive.namelist())
+                if not name.endswith("/serialization_id")
+            }
+    if path.suffix == ".db":  # an SQLite study: its rows, less the stand-in times
+        return _sqlite_rows(path)
     if path.suffix not in (".npz", ".npy") and zipfile.is_zipfile(path):  # a saved network
         import torch
 
@@ -216,6 +225,25 @@ def comparable(path: Path):
         }
         return _without_times(checkpoint), weights
     return path.read_bytes()
+
+
+def _sqlite_rows(path: Path) -> list:
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = []
+        tables = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+        )
+        for (table,) in tables.fetchall():
+            cursor = connection.execute(f'SELECT * FROM "{table}"')
+            names = [d[0] for d in cursor.description]
+            keep = [i for i, n in enumerate(names) if not n.startswith("datetime_")]
+            rows.append((table, sorted(tuple(row[i] for i in keep) for row in cursor.fetchall())))
+        return rows
+    finally:
+        connection.close()
 
 
 @dataclass

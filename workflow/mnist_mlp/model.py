@@ -67,14 +67,17 @@ def atomic_save(path, content) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def load_state(path, device="cpu") -> dict:
+def load_state(path, device="cpu", repair: bool = True) -> dict:
     """What ``atomic_save`` saved: tensors and plain Python values only (``weights_only``). A
-    file torch cannot read (cut short, overwritten) is set aside and named, so that the next
-    run recomputes it; a file with anything else than tensors and plain values is refused."""
+    file torch cannot read (cut short, overwritten) is set aside and named (``repair``: a
+    result of the workflow, which the next run recomputes; else the error is raised as it is);
+    a file with anything else than tensors and plain values is refused."""
     import pickle
 
     from .io import set_aside
 
+    if not repair:
+        return torch.load(path, map_location=device, weights_only=True)
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -102,12 +105,59 @@ def save_model(path, module: MLP, trial: dict, metrics: dict | None = None) -> N
     atomic_save(path, checkpoint)
 
 
-def load_model(path, device="cpu") -> tuple[MLP, dict]:
-    """Load a model saved by ``save_model`` (``model.pt`` of a retrained trial, or
-    ``winning_net.dat``): returns the network in eval mode and the checkpoint's other entries
-    (format, architecture, trial, metrics)."""
-    checkpoint = load_state(path, device)
-    architecture = checkpoint["architecture"]
+def _network(entry: dict) -> MLP:
+    architecture = entry["architecture"]
     module = MLP(architecture["Nh1"], architecture["Nh2"], architecture["dropout"])
-    module.load_state_dict(checkpoint.pop("state_dict"))
+    module.load_state_dict(entry["state_dict"])
+    return module
+
+
+class Ensemble(nn.Module):
+    """Networks voting with equal weights: the mean of their softmax outputs. ``forward``
+    returns the log of that mean, which works as logits do (its softmax is the mean, its
+    argmax the ensemble's digit, ``cross_entropy`` on it the ensemble's loss)."""
+
+    def __init__(self, members: list[MLP]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        mean = torch.stack([member(x).softmax(dim=1) for member in self.members]).mean(dim=0)
+        return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
+
+
+def save_ensemble(path, members: list[tuple[dict, MLP]], info: dict) -> None:
+    """One file with every member's trial, architecture and weights, and ``info`` (how the
+    members were chosen, the accuracies); ``load_model`` rebuilds the ensemble from it."""
+    atomic_save(
+        path,
+        {
+            "format": ENSEMBLE_FORMAT,
+            "members": [
+                {
+                    "trial": dict(trial),
+                    "architecture": {key: trial[key] for key in ARCHITECTURE_KEYS},
+                    "state_dict": {k: v.cpu() for k, v in module.state_dict().items()},
+                }
+                for trial, module in members
+            ],
+            "metrics": dict(info),
+        },
+    )
+
+
+ENSEMBLE_FORMAT = "mnist_mlp/ensemble/1"
+
+
+def load_model(path, device="cpu", repair: bool = True) -> tuple[nn.Module, dict]:
+    """Load a model saved by ``save_model`` (``model.pt`` of a retrained trial, or
+    ``winning_net.dat``) or ``save_ensemble`` (``ensemble.pt``): returns the network in eval
+    mode and the checkpoint's other entries (format, architecture, trial, metrics; members)."""
+    checkpoint = load_state(path, device, repair)
+    if checkpoint.get("format") == ENSEMBLE_FORMAT:
+        module = Ensemble([_network(entry) for entry in checkpoint["members"]])
+        checkpoint["members"] = [entry["trial"] for entry in checkpoint["members"]]
+    else:
+        module = _network(checkpoint)
+        checkpoint.pop("state_dict")
     return module.to(device).eval(), checkpoint

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from .io import write_text
+from .stats import accuracy_interval
 
 STYLE = """
 body { font-family: sans-serif; font-size: 14px; margin: 1em; }
@@ -30,6 +31,18 @@ ACCURACIES = (
     ("test_accuracy", "test part (15 %, chose the winner)"),
     ("whole_dataset_accuracy", "all 60,000 training images"),
 )
+IMAGES = {"official_test_accuracy": 10_000, "whole_dataset_accuracy": 60_000}
+# The winner page lists the hyper-parameters in the config's order (search.space), each at the
+# precision that tells trials apart.
+PARAMETER_FORMATS = {
+    "Nh1": "{:.0f}",
+    "Nh2": "{:.0f}",
+    "optimizer": "{}",
+    "dropout": "{:.3f}",
+    "lr": "{:.3g}",
+    "L2": "{:.3g}",
+    "batch_size": "{:.0f}",
+}
 # Columns of the report's tables: (column, heading, format).
 HYPERPARAMETER_COLUMNS = (
     ("Nh1", "Nh1", "{:.0f}"),
@@ -68,6 +81,7 @@ RETRAINED_COLUMNS = (
     *HYPERPARAMETER_COLUMNS,
     ("cv_loss", "CV loss", "{:.4f}"),
     ("official_test_accuracy", "official test (unbiased)", "{:.2%}"),
+    ("official_interval", "95 % CI", "{}"),
     ("test_accuracy", "test part (chose)", "{:.2%}"),
     ("whole_dataset_accuracy", "all 60,000", "{:.2%}"),
     ("epochs", "epochs", "{:.0f}"),
@@ -110,20 +124,62 @@ def _read_tsv(path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def winner_html(winner: dict) -> str:
+def with_interval(accuracy: float, images: int) -> str:
+    """ "98.41 % (95 % CI 98.15-98.64 %)"."""
+    low, high = accuracy_interval(accuracy, images)
+    return f"{accuracy * 100:.2f} % (95 % CI {low * 100:.2f}-{high * 100:.2f} %)"
+
+
+def accuracy_lines(winner: dict, test_images: int) -> list[tuple[str, str]]:
+    """(what, value) of the winner's three accuracies, each with its interval but the test
+    part's, which chose the winner and is biased by that choice."""
+    lines = []
+    for key, label in ACCURACIES:
+        if key == "test_accuracy":
+            value = f"{winner[key] * 100:.2f} % (it chose the winner among {winner['candidates']}: "
+            value += "biased upward by that choice, so no interval)"
+        else:
+            value = with_interval(winner[key], IMAGES[key])
+        lines.append((label, value))
+    return lines
+
+
+def ensemble_line(ensemble: dict) -> str:
+    official, part = ensemble["official_test"], ensemble["test_part"]
+    return (
+        f"The ensemble ({ensemble['rule']}: {', '.join(ensemble['members'])}): "
+        f"{with_interval(official['accuracy'], official['images'])} on the official test set, "
+        f"{with_interval(part['accuracy'], part['images'])} on the test part."
+    )
+
+
+def parameter_rows(params: dict) -> list[tuple[str, str]]:
+    return [
+        (key, PARAMETER_FORMATS[key].format(params[key]))
+        for key in PARAMETER_FORMATS
+        if key in params
+    ]
+
+
+def winner_html(winner: dict, ensemble=None, comparison=None, test_images=9000) -> str:
     params = "".join(
-        f"<tr><th class='text'>{key}</th><td>{html.escape(str(value))}</td></tr>"
-        for key, value in winner["params"].items()
+        f"<tr><th class='text'>{key}</th><td>{html.escape(value)}</td></tr>"
+        for key, value in parameter_rows(winner["params"])
     )
     accuracies = "".join(
-        f"<tr><th class='text'>{html.escape(label)}</th><td>{winner[key]:.2%}</td></tr>"
-        for key, label in ACCURACIES
+        f"<tr><th class='text'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in accuracy_lines(winner, test_images)
     )
+    more = ""
+    if comparison:
+        more += f"<p class='note'>{html.escape(describe_comparison(comparison))}</p>"
+    if ensemble:
+        more += f"<p class='note'>{html.escape(ensemble_line(ensemble))}</p>"
     return _page(
         f"Winner: {winner['trial']}, {winner['official_test_accuracy']:.2%} on the official "
         "test set",
         f"<h3>Accuracy</h3><table>{accuracies}</table>"
-        f"<p class='note'>{html.escape(winner['chosen_by'])}.</p>"
+        f"<p class='note'>{html.escape(winner['chosen_by'])}.</p>{more}"
         f"<h3>Hyper-parameters</h3><table>{params}</table>"
         f"<p class='note'>CV loss {winner['cv_loss']:.4f}; retrained for {winner['epochs']} "
         f"epochs; {winner['candidates']} candidates.</p>",
@@ -137,13 +193,29 @@ def _with_optional(columns, rows: list[dict], after: str, names) -> tuple:
     return (*columns[:at], *present, *columns[at:])
 
 
-def tables_stage(ranking_path, summary_path, winner_path, outputs, rungs_path=None) -> None:
+def tables_stage(
+    ranking_path,
+    summary_path,
+    winner_path,
+    outputs,
+    rungs_path=None,
+    ensemble_path=None,
+    comparison_path=None,
+) -> None:
     """Rule report_tables: ``outputs.winner``, ``outputs.ranking``, ``outputs.retrained``;
     with successive halving ``outputs.rungs``, every rung's decisions."""
     winner = json.loads(Path(winner_path).read_text())
     ranking = _read_tsv(ranking_path)
     summary = _read_tsv(summary_path)
-    write_text(outputs.winner, winner_html(winner))
+    ensemble = json.loads(Path(ensemble_path).read_text()) if ensemble_path else None
+    comparison = json.loads(Path(comparison_path).read_text()) if comparison_path else None
+    for row in summary:
+        try:
+            low, high = accuracy_interval(float(row["official_test_accuracy"]), 10_000)
+            row["official_interval"] = f"{low * 100:.2f}-{high * 100:.2f} %"
+        except ValueError:
+            row["official_interval"] = ""
+    write_text(outputs.winner, winner_html(winner, ensemble, comparison))
     columns = _with_optional(RANKING_COLUMNS, ranking, "L2", ["batch_size"])
     columns = _with_optional(columns, ranking, "status", ["rung", "score"])
     pruned = sum(row["status"] == "pruned" for row in ranking)
@@ -189,6 +261,21 @@ def tables_stage(ranking_path, summary_path, winner_path, outputs, rungs_path=No
     )
 
 
+def describe_comparison(comparison: dict) -> str:
+    """The winner against the runner-up, in one sentence (front page, README)."""
+    if not comparison.get("runner_up"):
+        return "There was no runner-up to compare the winner with."
+    verdict = "within noise" if comparison["within_noise"] else "more than noise"
+    return (
+        f"On the official test set the winner {comparison['winner']} is "
+        f"{comparison['official_gap'] * 100:+.2f} points from the runner-up "
+        f"{comparison['runner_up']} (each right where the other is wrong on "
+        f"{comparison['only_winner_right']} and {comparison['only_runner_up_right']} of "
+        f"{comparison['images']:,} images; McNemar's exact test p = "
+        f"{comparison['mcnemar_p']:.2g}): {verdict}."
+    )
+
+
 def front_page(workdir=".") -> dict | None:
     """What the report's front page shows of the results: the winner, the number of trials
     ranked and retrained. None before select_winner has run."""
@@ -203,9 +290,16 @@ def front_page(workdir=".") -> dict | None:
     winner = json.loads(paths["winner"].read_text())
     ranking = _read_tsv(paths["ranking"])
     summary = _read_tsv(paths["summary"])
+    extra = {}
+    for name in ("ensemble", "comparison"):
+        path = workdir / f"results/winner/{name}.json"
+        extra[name] = json.loads(path.read_text()) if path.exists() else None
     return {
         "winner": winner,
-        "accuracies": [(label, f"{winner[key]:.2%}") for key, label in ACCURACIES],
+        "params": parameter_rows(winner["params"]),
+        "accuracies": accuracy_lines(winner, 9000),
+        "ensemble": ensemble_line(extra["ensemble"]) if extra["ensemble"] else None,
+        "comparison": describe_comparison(extra["comparison"]) if extra["comparison"] else None,
         "n_ranked": len(ranking),
         "n_diverged": sum(row["status"] != "ok" for row in ranking),
         "n_retrained": len(summary),

@@ -30,7 +30,9 @@ RESULT_VERSIONS = {
     "export_study": 1,
     "retrain": 1,
     "select_winner": 1,
-    "report_tables": 1,
+    "build_ensemble": 1,
+    "export_models": 1,
+    "report_tables": 2,  # 2: intervals, the ensemble, the runner-up; the config's order
     "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
     "plot_receptive_fields": 1,
     "plot_gradient_ascent": 1,

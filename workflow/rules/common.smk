@@ -287,6 +287,13 @@ def retrained(name):
     return lambda wildcards: [f"results/final/{trial}/{name}" for trial in retrained_trials()]
 
 
+def candidates(name):
+    """Input function: one file per retrained candidate (the references left out)."""
+    return lambda wildcards: [
+        f"results/final/{trial}/{name}" for trial in retrained_trials() if trial not in REFERENCES
+    ]
+
+
 def figure_params(*keys):
     """The figures settings the figure scripts read (``keys``: a subset; default all), as
     params, so that a change redraws only the figures that use it."""
@@ -310,6 +317,10 @@ def final_outputs():
         "results/final/summary.tsv",
         "results/winner/winner.json",
         "results/winner/winning_net.dat",
+        "results/winner/ensemble.json",
+        "results/winner/comparison.json",
+        "results/winner/winner.pt2",
+        "results/winner/ensemble.pt2",
         "results/figures/search_overview.png",
         "results/figures/learning_curves.png",
         "results/figures/gradient_ascent.json",

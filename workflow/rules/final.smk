@@ -1,6 +1,7 @@
 localrules:
     select_winner,
     report_tables,
+    export_models,
 
 
 rule retrain:
@@ -59,6 +60,8 @@ rule report_tables:
         ranking="results/search/ranking.tsv",
         summary="results/final/summary.tsv",
         winner="results/winner/winner.json",
+        ensemble="results/winner/ensemble.json",
+        comparison="results/winner/comparison.json",
     output:
         **(
             {
@@ -98,3 +101,45 @@ rule report_tables:
         ENV
     script:
         "../scripts/report_tables.py"
+
+
+rule build_ensemble:
+    input:
+        data=MNIST,
+        test=TEST_INDICES,
+        models=candidates("model.pt"),
+        summary="results/final/summary.tsv",
+        ranking="results/search/ranking.tsv",
+    output:
+        ensemble="results/winner/ensemble.pt",
+        summary="results/winner/ensemble.json",
+        comparison="results/winner/comparison.json",
+    log:
+        "logs/final/build_ensemble.log",
+    params:
+        size=config["final"]["ensemble"],
+        version=result_version("build_ensemble"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        ENV
+    script:
+        "../scripts/build_ensemble.py"
+
+
+rule export_models:
+    input:
+        winner="results/winner/winning_net.dat",
+        ensemble="results/winner/ensemble.pt",
+    output:
+        winner="results/winner/winner.pt2",
+        ensemble="results/winner/ensemble.pt2",
+    log:
+        "logs/final/export_models.log",
+    params:
+        version=result_version("export_models"),
+    conda:
+        ENV
+    script:
+        "../scripts/export_models.py"

@@ -18,4 +18,6 @@ tables_stage(
     snakemake.input.winner,
     snakemake.output,
     snakemake.input.get("rungs"),
+    snakemake.input.ensemble,
+    snakemake.input.comparison,
 )
