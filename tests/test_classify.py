@@ -521,3 +521,36 @@ def test_an_idx_file_cut_inside_its_header_is_named(tmp_path, untrained_model, c
     cut.write_bytes(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + b"\x00\x00")
     assert main([str(cut), "--model", str(untrained_model)]) == 2
     assert "ends inside its IDX header" in capsys.readouterr().err
+
+
+def test_json_lines_and_an_accuracy_for_an_idx_file_with_its_labels(
+    tmp_path, untrained_model, capsys
+):
+    import json
+
+    digit = synthetic_digit()
+    write_idx(tmp_path / "few-images-idx3-ubyte.gz", np.stack([digit] * 4), compress=True)
+    labels = tmp_path / "few-labels-idx1-ubyte.gz"
+    with gzip.open(labels, "wb") as handle:
+        handle.write(bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes([3, 3, 3, 3]))
+    images = str(tmp_path / "few-images-idx3-ubyte.gz")
+    assert main([images, "--model", str(untrained_model), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)  # the labels beside: the accuracy
+    assert found["images"] == 4 and found["correct"] in (0, 4)
+    low, high = found["interval95"]
+    assert 0 <= low <= found["accuracy"] <= high <= 1
+    labels.rename(tmp_path / "elsewhere-idx1-ubyte.gz")
+    assert main([images, "--model", str(untrained_model), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["images"]
+    assert len(rows) == 4 and {len(r["probabilities"]) for r in rows} == {10}
+    assert all(r["digit"] == max(range(10), key=r["probabilities"].__getitem__) for r in rows)
+    code = main(
+        [
+            images,
+            "--model",
+            str(untrained_model),
+            "--labels",
+            str(tmp_path / "elsewhere-idx1-ubyte.gz"),
+        ]
+    )
+    assert code == 0 and "accuracy" in capsys.readouterr().out

@@ -10,7 +10,18 @@ import pytest
 import torch
 from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, Paths
 
-from mnist_mlp import data, figures, final, ranking, report, search, trials, winner
+from mnist_mlp import (
+    data,
+    ensemble,
+    export,
+    figures,
+    final,
+    ranking,
+    report,
+    search,
+    trials,
+    winner,
+)
 from mnist_mlp.io import read_json
 from mnist_mlp.model import load_model
 from mnist_mlp.plotting import FIGURE_DPI
@@ -86,6 +97,24 @@ def pipeline(synthetic_npz, tmp_path_factory):
         [f / "model.pt" for f in folders],
         ranked.ranking,
         chosen,
+    )
+    ensemble.ensemble_stage(
+        synthetic_npz,
+        split.test,
+        [f / "model.pt" for f in folders],
+        chosen.summary,
+        ranked.ranking,
+        Paths(
+            ensemble=root / "ensemble.pt",
+            summary=root / "ensemble.json",
+            comparison=root / "comparison.json",
+        ),
+        size=0,
+    )
+    export.export_stage(
+        chosen.model,
+        root / "ensemble.pt",
+        Paths(winner=root / "winner.pt2", ensemble=root / "ensemble.pt2"),
     )
     layers = figures.LAYERS
     figures.receptive_fields_stage(
@@ -254,3 +283,93 @@ def test_the_report_tables_show_the_answer(pipeline):
     assert ranked.count("<tr class=") == N_TRIALS and 'class="winner"' in ranked
     retrained = (pipeline / "report/retrained.html").read_text()
     assert retrained.count("<tr class=") == TOP_K + 1 and 'class="reference"' in retrained
+
+
+def _official_probabilities(module, synthetic_npz):
+    X, y = data.load_part(synthetic_npz, None, official_test=True)
+    return ensemble.probabilities(module, X), y
+
+
+def test_the_ensemble_votes_the_candidates_by_cv_order_and_scores_them(pipeline, synthetic_npz):
+    result = read_json(pipeline / "ensemble.json")
+    ranked = pd.read_csv(pipeline / "ranking.tsv", sep="\t")
+    candidates = [t for t in ranked["trial"] if (pipeline / "final" / t).exists()]
+    assert result["members"] == candidates[:TOP_K]  # size 0: every candidate, by CV loss
+    probabilities = []
+    for trial in result["members"]:
+        module, _ = load_model(pipeline / "final" / trial / "model.pt")
+        found, labels = _official_probabilities(module, synthetic_npz)
+        probabilities.append(found)
+        own = result["candidates"][trial]["official_test"]
+        assert own["accuracy"] == pytest.approx(float((found.argmax(1) == labels).double().mean()))
+    mean = torch.stack(probabilities).mean(0)
+    official = result["official_test"]
+    assert official["accuracy"] == pytest.approx(float((mean.argmax(1) == labels).double().mean()))
+    assert official["images"] == SYNTHETIC_TEST
+    assert official["low"] < official["accuracy"] < official["high"]
+    assert official["high"] - official["low"] == pytest.approx(0.07, abs=0.02)  # 500 images
+    # the saved ensemble reproduces it
+    module, checkpoint = load_model(pipeline / "ensemble.pt")
+    assert checkpoint["members"][0]["trial"] == result["members"][0]
+    assert torch.allclose(_official_probabilities(module, synthetic_npz)[0], mean, atol=1e-6)
+
+
+def test_the_winner_is_compared_with_the_runner_up_on_paired_predictions(pipeline, synthetic_npz):
+    from mnist_mlp.stats import mcnemar
+
+    comparison = read_json(pipeline / "comparison.json")
+    summary = pd.read_csv(pipeline / "summary.tsv", sep="\t")
+    eligible = summary[~summary["reference"]]["trial"].tolist()
+    assert [comparison["winner"], comparison["runner_up"]] == eligible[:2]
+    right = {}
+    for trial in eligible[:2]:
+        module, _ = load_model(pipeline / "final" / trial / "model.pt")
+        found, labels = _official_probabilities(module, synthetic_npz)
+        right[trial] = (found.argmax(1) == labels).numpy()
+    first, second = (right[t] for t in eligible[:2])
+    assert comparison["only_winner_right"] == int((first & ~second).sum())
+    assert comparison["only_runner_up_right"] == int((second & ~first).sum())
+    assert comparison["official_gap"] == pytest.approx(first.mean() - second.mean())
+    p_value = mcnemar(comparison["only_winner_right"], comparison["only_runner_up_right"])
+    assert comparison["mcnemar_p"] == pytest.approx(p_value)
+    assert comparison["within_noise"] == (p_value >= 0.05)
+
+
+EXPORTED = """
+import sys
+sys.modules["mnist_mlp"] = None  # any import of the package fails: torch alone
+import numpy as np, torch
+program = torch.export.load(sys.argv[1]).module()
+images = torch.from_numpy(np.load(sys.argv[2]))
+np.save(sys.argv[3], program(images).detach().numpy())
+"""
+
+
+@pytest.mark.parametrize("name", ["winner", "ensemble"])
+def test_the_exported_models_load_without_the_package_and_agree(
+    pipeline, synthetic_npz, name, tmp_path
+):
+    import subprocess
+    import sys
+
+    X, _ = data.load_part(synthetic_npz, None, official_test=True)
+    np.save(tmp_path / "images.npy", X[:64].numpy())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXPORTED,
+            str(pipeline / f"{name}.pt2"),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    source = pipeline / ("winning_net.dat" if name == "winner" else "ensemble.pt")
+    module, _ = load_model(source)
+    expected = ensemble.probabilities(module, X[:64]).numpy()
+    assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)

@@ -367,8 +367,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         default=str(WINNER_MODEL),
-        help="saved model: results/winner/winning_net.dat (default) or "
-        "results/final/<trial>/model.pt",
+        help="saved model: results/winner/winning_net.dat (default), "
+        "results/winner/ensemble.pt or results/final/<trial>/model.pt",
     )
     parser.add_argument(
         "--index",
@@ -376,18 +376,82 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="classify only image N (from 0) of each IDX file (default: all of them)",
     )
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="the IDX label file of the one IDX image file given (*-idx1-ubyte, plain or .gz): "
+        "print the accuracy instead of a line per image. Found by itself beside "
+        "*-images-idx3-ubyte files (t10k-labels-idx1-ubyte for t10k-images-idx3-ubyte)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (one object) instead of text lines"
+    )
     return parser
 
 
+def labels_beside(path: str) -> Path | None:
+    """The label file MNIST ships beside an image file (same prefix, same compression)."""
+    name = Path(path).name
+    if "-images-idx3-ubyte" not in name:
+        return None
+    beside = Path(path).with_name(name.replace("-images-idx3-ubyte", "-labels-idx1-ubyte"))
+    return beside if beside.is_file() else None
+
+
+def read_labels(path) -> np.ndarray:
+    """The uint8 labels of an IDX label file (plain or .gz), checked."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise UserFacingError(f"cannot read the labels {path} ({err})") from err
+    if len(raw) < 8 or raw[:4] != bytes([0, 0, 0x08, 1]):
+        raise UserFacingError(f"{path} is not an IDX label file (*-idx1-ubyte)")
+    count = int.from_bytes(raw[4:8], "big")
+    if len(raw) != 8 + count:
+        raise UserFacingError(f"{path} announces {count} labels but holds {len(raw) - 8}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=8)
+
+
 def _describe(path: str, checkpoint: dict) -> str:
-    trial = checkpoint.get("trial", {})
     metrics = checkpoint.get("metrics", {})
+    if "members" in checkpoint:  # an ensemble
+        members = ", ".join(member["trial"] for member in checkpoint["members"])
+        text = f"model {path}: an ensemble of {members}"
+        official = metrics.get("official_test", {}).get("accuracy")
+        return text + (f", official test accuracy {official:.4f}" if official else "")
+    trial = checkpoint.get("trial", {})
     text = f"model {path}: trial {trial.get('trial', '?')}"
     shape = ", ".join(f"{key}={trial[key]}" for key in ("Nh1", "Nh2") if key in trial)
     text += f" ({shape})" if shape else ""
     if isinstance(metrics.get("official_test_accuracy"), float):
         text += f", official test accuracy {metrics['official_test_accuracy']:.4f}"
     return text
+
+
+def accuracy_report(digits, labels, model: str, as_json: bool) -> str:
+    """The accuracy of ``digits`` against ``labels``, with its 95 % interval."""
+    import json
+
+    from .stats import wilson
+
+    correct = int((np.asarray(digits) == labels).sum())
+    low, high = wilson(correct, len(labels))
+    found = {
+        "model": model,
+        "images": len(labels),
+        "correct": correct,
+        "accuracy": correct / len(labels),
+        "interval95": [low, high],
+    }
+    if as_json:
+        return json.dumps(found)
+    return (
+        f"accuracy {found['accuracy']:.4f} ({correct:,} of {len(labels):,} images; 95 % CI "
+        f"{low:.4f}-{high:.4f})"
+    )
 
 
 def main(argv=None) -> int:
@@ -409,14 +473,38 @@ def main(argv=None) -> int:
             else:
                 first = 0 if args.index is None else args.index
                 names += [f"{path}[{first + i}]" for i in range(len(images))]
+        labels = _labels_for(args)
         module, checkpoint = _load_checked(args.model)
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    _, probabilities = classify(module, images_to_tensor(np.concatenate(batches)))
+    digits, probabilities = classify(module, images_to_tensor(np.concatenate(batches)))
     print(_describe(args.model, checkpoint), file=sys.stderr)
-    width = max(len(name) for name in names) + 1
+    if labels is not None:
+        if args.index is not None:
+            labels = labels[args.index : args.index + 1]
+        print(accuracy_report(digits.numpy(), labels, args.model, args.json))
+        return 0
     blanks = [is_blank(image) for image in np.concatenate(batches)]
+    if args.json:
+        import json
+
+        rows = [
+            {
+                "image": name,
+                "digit": int(np.argmax(row)),
+                "probabilities": [round(p, 6) for p in row],
+                "inverted": bool(flip),
+                "blank": blank,
+                "uncertain": max(row) < UNCERTAIN,
+            }
+            for name, row, flip, blank in zip(
+                names, probabilities.tolist(), inverted, blanks, strict=True
+            )
+        ]
+        print(json.dumps({"model": args.model, "images": rows}))
+        return 0
+    width = max(len(name) for name in names) + 1
     try:
         for name, row, flip, blank in zip(
             names, probabilities.tolist(), inverted, blanks, strict=True
@@ -426,6 +514,27 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _labels_for(args):
+    """The labels to score against (``--labels``, or those beside the one IDX file), or None."""
+    given = Path(args.labels) if args.labels else None
+    idx = [path for path in args.images if _looks_like_idx(path)]
+    if given is None and len(args.images) == 1 and idx:
+        given = labels_beside(idx[0])
+        if given is not None:
+            print(f"labels: {given} (beside the images)", file=sys.stderr)
+    if given is None:
+        return None
+    if len(args.images) != 1 or not idx:
+        raise UserFacingError("--labels goes with exactly one IDX image file")
+    labels = read_labels(given)
+    images = read_images(idx[0])[0]
+    if len(labels) != len(images):
+        raise UserFacingError(
+            f"{given} holds {len(labels)} labels for the {len(images)} images of {idx[0]}"
+        )
+    return labels
 
 
 def _looks_like_idx(path: str) -> bool:
