@@ -145,7 +145,7 @@ OTHER_OUTPUTS = re.compile(
 )
 EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
 EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
-RETRAIN_EPOCH = re.compile(r"epoch (\d+)/(\d+)")  # a retraining's activity (no folds)
+RETRAIN_EPOCH = re.compile(r"epoch (\d+)/(\d+)$")  # a retraining's activity (no folds)
 WIDTH = 100  # the report's lines are wrapped at this width
 LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,831 INFO name: "
 
@@ -269,18 +269,40 @@ def _tail(path: Path, size: int = 8192) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+TRIAL_LINE = re.compile(r" (?:trial|retraining) (\{.*?\})(?: on | for )")
+
+
+def trial_shape(log: Path) -> str:
+    """ "784-335-196 Adam lr 1.2e-03": the trial a training job's log names in its first lines,
+    as a person reads it; "" where the log does not say yet."""
+    import ast
+
+    try:
+        with open(log, "rb") as handle:
+            head = handle.read(4096).decode(errors="replace")
+        params = ast.literal_eval(TRIAL_LINE.search(head).group(1))
+        return f"784-{params['Nh1']}-{params['Nh2']} {params['optimizer']} lr {params['lr']:.1e}"
+    except (OSError, AttributeError, ValueError, SyntaxError, KeyError, TypeError):
+        return ""
+
+
 def job_activity(log: Path) -> tuple[str, float | None]:
-    """How far a running job is: its newest epoch line ("fold 2/4 epoch 17/100"), else its
-    newest log message; and the median time of its newest epochs (up to 10), where logged."""
+    """How far a running job is: its trial and its newest epoch line ("t0000 784-335-196 Adam lr
+    1.2e-03 · fold 2/4 · epoch 17/100"), else its newest log message; and the median time of
+    its newest epochs (up to 10), where logged."""
     lines = _tail(log)
     epoch_lines = [line for line in lines if "INFO" in line and EPOCH_LINE.search(line)]
     times = [float(m[1]) for line in epoch_lines[-10:] if (m := EPOCH_SECONDS.search(line))]
     per_epoch = statistics.median(times) if times else None
+    shape = trial_shape(log)
     if epoch_lines:
-        return EPOCH_LINE.search(epoch_lines[-1]).group(1), per_epoch
+        where = EPOCH_LINE.search(epoch_lines[-1]).group(1).replace(" epoch", " · epoch")
+        return (f"{shape} · {where}" if shape else where), per_epoch
     if not lines:
         return "no log line yet", None
     message = LOG_MESSAGE.sub("", lines[-1])
+    if TRIAL_LINE.search(" " + message):
+        return (f"{shape} · starting" if shape else "starting"), None
     return (message if len(message) <= 60 else message[:57] + "..."), None
 
 
@@ -800,7 +822,7 @@ def _final_part(left, not_retrained, finished, epoch_seconds, sizes, running, jo
     change = 0.0  # to the total: minus what the running ones have done
     for job in running:
         own = estimates.get(job.trial, total / left)
-        epochs = RETRAIN_EPOCH.fullmatch(job.activity)
+        epochs = RETRAIN_EPOCH.search(job.activity)
         if job.started and epochs and job.seconds_per_epoch:
             change += job.seconds_per_epoch * (int(epochs[2]) - int(epochs[1])) - own
         else:
