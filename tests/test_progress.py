@@ -161,7 +161,7 @@ def test_mid_search_counts_running_jobs_and_eta(tmp_path):
     assert "Stage: search; Snakemake is running" in text
     assert "5/20 trials cross-validated (1 diverged); best so far t0001" in text
     assert "0/4 retrainings (top 3 + 1 reference, if none of the trials left diverges)" in text
-    assert "cross_validate t0005: fold 2/4 epoch 17/100, running 50 s" in text
+    assert "cross_validate t0005: fold 2/4 · epoch 17/100, running 50 s" in text
     assert "logs/search/cross_validate/t0005.log" in text
     assert "With a log but no result" in text and "t0007" in text
     assert "ETA 39 min" in text  # 2,375 s
