@@ -124,6 +124,7 @@ def pipeline(synthetic_npz, tmp_path_factory):
         chosen.model,
         Paths({layer: root / f"ascent_{layer}.png" for layer in layers}, stats=root / "a.json"),
         FIGURES,
+        figures.mean_training_image(synthetic_npz, split.train),
     )
     figures.learning_curves_stage(
         [f / "history.tsv" for f in folders], chosen.winner, root / "curves.png"
@@ -225,8 +226,8 @@ def test_the_best_test_accuracy_wins_and_references_never_do(pipeline):
     [
         ("fields_layer1", 1, 2),
         ("fields_output", 1, 2),
-        ("ascent_layer1", 2, 2),
-        ("ascent_layer2", 1, 2),
+        ("ascent_layer1", 3, 2),  # the lab's, the exact box maximiser, the regularised
+        ("ascent_layer2", 2, 2),
     ],
 )
 def test_neuron_figures_have_the_right_size_and_are_not_blank(pipeline, name, panels, rows):
@@ -235,7 +236,7 @@ def test_neuron_figures_have_the_right_size_and_are_not_blank(pipeline, name, pa
     image = matplotlib.image.imread(pipeline / f"{name}.png")
     height, width = image.shape[:2]
     assert width == round(FIGURE_DPI * 5.0 * panels)
-    assert height == round(FIGURE_DPI * (1.05 * rows + 0.9))
+    assert height == round(FIGURE_DPI * (1.05 * rows + 1.25 + 0.85))
     assert image[..., :3].std() > 0.05
 
 
@@ -373,3 +374,26 @@ def test_the_exported_models_load_without_the_package_and_agree(
     module, _ = load_model(source)
     expected = ensemble.probabilities(module, X[:64]).numpy()
     assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+
+
+def test_a_receptive_field_figure_has_one_symmetric_scale_and_its_colour_bar(pipeline, tmp_path):
+    module, _ = load_model(pipeline / "winning_net.dat")
+    fields = figures.receptive_fields(module)["layer1"][:6]
+    fig = figures.plot_neuron_grids(
+        [(fields, list("abcdef"), "layer 1", "weights")], tmp_path / "f.png", "title"
+    )
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 6
+    scale = float(np.abs(fields).max())
+    assert {image.get_clim() for image in images} == {(-scale, scale)}  # one scale for all
+    bars = [ax for ax in fig.axes if not ax.images and ax.get_title() == "weight"]
+    assert len(bars) == 1 and bars[0].get_xlim() == pytest.approx((-scale, scale))
+
+
+def test_the_regularised_ascent_reaches_confident_digits(pipeline, synthetic_npz):
+    module, _ = load_model(pipeline / "winning_net.dat")
+    mean = figures.mean_training_image(synthetic_npz, pipeline / "split/train.npy")
+    images, probability = figures.regularised_ascent(module, "output", range(10), mean)
+    assert images.min() >= 0 and images.max() <= 1
+    assert (probability > 0.5).all()  # each output neuron's digit wins on its image
+    assert np.abs(images - mean).mean() < 0.25  # and the image stays near the data's prior

@@ -75,6 +75,71 @@ def gradient_ascent(module, layer, neurons, steps, step_size, start):
     return best.numpy(), torch.stack(trace).numpy()
 
 
+# The regularised ascent (feature visualisation with priors, after Olah et al., "Feature
+# Visualization", Distill 2017): Adam steps on the image, from the mean training image, with an
+# L2 pull back towards that mean (a prior of what digits look like), total variation (smooth
+# strokes) and a Gaussian blur every few steps, clamped to [0, 1]. An output neuron maximises
+# its log-softmax (its class against the others, not a raw logit that noise can inflate).
+REGULARISED = {"steps": 300, "lr": 0.02, "l2": 0.05, "tv": 0.005, "blur": 0.8, "blur_every": 4}
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable 5x5 Gaussian blur of (n, 784) images, edges replicated."""
+    offsets = torch.arange(-2, 3, dtype=x.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    image = x.reshape(-1, 1, 28, 28)
+    pad = torch.nn.functional.pad
+    image = torch.nn.functional.conv2d(
+        pad(image, (2, 2, 0, 0), "replicate"), kernel.view(1, 1, 1, 5)
+    )
+    image = torch.nn.functional.conv2d(
+        pad(image, (0, 0, 2, 2), "replicate"), kernel.view(1, 1, 5, 1)
+    )
+    return image.reshape(-1, N_PIXELS)
+
+
+def _total_variation(x: torch.Tensor) -> torch.Tensor:
+    image = x.reshape(-1, 28, 28)
+    return (image[:, 1:] - image[:, :-1]).abs().sum((1, 2)) + (
+        image[:, :, 1:] - image[:, :, :-1]
+    ).abs().sum((1, 2))
+
+
+def regularised_ascent(module, layer, neurons, mean_image, settings=REGULARISED):
+    """Images that maximise each neuron of ``neurons`` under the priors of ``REGULARISED``, from
+    ``mean_image`` (784,). Returns (images (n, 784), the objective reached per neuron: the
+    activation, or for the output layer the softmax probability of the neuron's digit)."""
+    module.eval()
+    neurons = torch.as_tensor(list(neurons))
+    rows = torch.arange(len(neurons))
+    mean = torch.as_tensor(mean_image, dtype=torch.float32)
+    x = mean.repeat(len(neurons), 1).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=settings["lr"])
+
+    def objective(images):
+        if layer == "output":
+            return module(images).log_softmax(dim=1)[rows, neurons]
+        return activation(module, layer, images)[rows, neurons]
+
+    for step in range(settings["steps"]):
+        optimizer.zero_grad()
+        penalty = (
+            settings["l2"] * ((x - mean) ** 2).sum() + settings["tv"] * _total_variation(x).sum()
+        )
+        (penalty - objective(x).sum()).backward()
+        optimizer.step()
+        with torch.no_grad():
+            if step % settings["blur_every"] == 0:
+                x.copy_(_blur(x, settings["blur"]))
+            x.clamp_(0.0, 1.0)
+    with torch.no_grad():
+        reached = objective(x)
+        if layer == "output":
+            reached = reached.exp()
+    return x.detach().numpy(), reached.numpy()
+
+
 def box_maximiser(weights: np.ndarray) -> np.ndarray:
     """The exact maximiser over [0, 1]^784 of a layer-1 neuron w·x + b: 1 where w > 0, else 0."""
     return (weights > 0).astype(np.float64)
@@ -106,59 +171,135 @@ def neuron_indices(layer: str, n_hidden: int, n_output: int, width: int) -> list
     return list(range(min(n_output if layer == "output" else n_hidden, width)))
 
 
-def plot_neuron_grids(panels, path, title: str) -> None:
-    """One figure of side-by-side grids of 28×28 images, five to a row.
+def plot_neuron_grids(panels, path, title: str):
+    """One figure of side-by-side grids of 28×28 images, five to a row, each panel with its
+    colour bar underneath.
 
     ``panels``: list of (images (n, 784), labels, panel title, kind). kind "weights": diverging
-    colour map centred on zero, positive red, negative blue, each image on its own symmetric
-    scale; kind "image": grey scale on [0, 1], black 0, white 1.
+    colour map centred on zero, positive red, negative blue, one symmetric scale for the whole
+    panel (so that images compare); kind "image": grey scale on [0, 1], black 0, white 1.
+    Returns the figure (closed, for inspection).
     """
     plt = pyplot()
-    n_cols, panel_width, row_height, header = 5, 5.0, 1.05, 0.9
+    n_cols, panel_width, row_height, header, footer = 5, 5.0, 1.05, 1.25, 0.85
     n_rows = max(math.ceil(len(images) / n_cols) for images, *_ in panels)
-    width, height = panel_width * len(panels), row_height * n_rows + header
+    width, height = panel_width * len(panels), row_height * n_rows + header + footer
     fig = plt.figure(figsize=(width, height))
-    fig.text(0.5, 1 - 0.22 / height, title, ha="center", va="top", fontsize=10, wrap=True)
+    fig.text(0.5, 1 - 0.12 / height, title, ha="center", va="top", fontsize=9, wrap=True)
     for index, (images, labels, panel_title, kind) in enumerate(panels):
         left, right = (index + 0.03) / len(panels), (index + 0.97) / len(panels)
-        top = 1 - header / height
+        top, bottom = 1 - header / height, footer / height
         grid = fig.add_gridspec(
-            n_rows, n_cols, left=left, right=right, top=top, bottom=0.01, hspace=0.3, wspace=0.1
+            n_rows,
+            n_cols,
+            left=left,
+            right=right,
+            top=top,
+            bottom=bottom,
+            hspace=0.3,
+            wspace=0.1,
         )
         fig.text((left + right) / 2, top + 0.3 / height, panel_title, ha="center", fontsize=10)
+        if kind == "weights":
+            scale = float(np.abs(images).max()) or 1.0
+            style = {"cmap": "bwr", "vmin": -scale, "vmax": scale}
+        else:
+            style = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
         for cell, (image, label) in enumerate(zip(images, labels, strict=True)):
             ax = fig.add_subplot(grid[cell // n_cols, cell % n_cols])
             ax.set_axis_off()
-            if kind == "weights":
-                scale = float(np.abs(image).max()) or 1.0
-                ax.imshow(image.reshape(28, 28), cmap="bwr", vmin=-scale, vmax=scale)
-            else:
-                ax.imshow(image.reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
+            shown = ax.imshow(image.reshape(28, 28), **style)
             ax.set_title(label, fontsize=7, pad=2)
+        bar = fig.add_axes(
+            (left + 0.15 * (right - left), 0.22 / height, 0.7 * (right - left), 0.12 / height)
+        )
+        fig.colorbar(shown, cax=bar, orientation="horizontal")
+        bar.tick_params(labelsize=7)
+        bar.set_title("weight" if kind == "weights" else "pixel value", fontsize=7, pad=2)
     save_png(fig, path)
+    return fig
 
 
 def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path):
-    """Test accuracy and losses per epoch of every retrained trial."""
+    """Every retrained trial's learning curves. Top: test-part accuracy of all of them, zoomed
+    to the band their last epochs span (the 0.1-point differences that decide the winner), each
+    line its own colour and labelled at its end. Below: one small panel per trial (the winner's
+    framed in red, references' titles in italics) with its test and train cross-entropy.
+    Returns the figure (closed, for inspection)."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
     plt = pyplot()
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    for trial, rows in sorted(histories.items()):
-        epochs = [row["epoch"] for row in rows]
-        style = {"lw": 2.2 if trial == winner else 1.0, "ls": "--" if is_reference(trial) else "-"}
-        label = trial + (" (winner)" if trial == winner else "")
-        (line,) = acc_ax.plot(epochs, [row["test_accuracy"] for row in rows], label=label, **style)
-        loss_ax.plot(epochs, [row["test_loss"] for row in rows], color=line.get_color(), **style)
-        loss_ax.plot(
-            epochs, [row["train_loss"] for row in rows], color=line.get_color(), lw=0.6, alpha=0.6
+    trials = sorted(histories, key=lambda t: (is_reference(t), t))
+    columns = min(4, len(trials))
+    rows = math.ceil(len(trials) / columns)
+    fig = plt.figure(figsize=(3.3 * columns + 1.5, 4.2 + 2.1 * rows), constrained_layout=True)
+    grid = fig.add_gridspec(1 + rows, columns, height_ratios=[2.0] + [1.0] * rows)
+    overview = fig.add_subplot(grid[0, :])
+    colours = plt.get_cmap("tab20" if len(trials) > 10 else "tab10")
+    last = []
+    for index, trial in enumerate(trials):
+        rows_ = histories[trial]
+        epochs = [row["epoch"] for row in rows_]
+        accuracy = [row["test_accuracy"] for row in rows_]
+        is_winner = trial == winner
+        colour = "tab:red" if is_winner else colours(index % colours.N)
+        overview.plot(
+            epochs,
+            accuracy,
+            color=colour,
+            lw=2.0 if is_winner else 0.9,
+            ls=":" if is_reference(trial) else "-",
+            zorder=3 if is_winner else 2,
         )
-    acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("accuracy on the 15 % test part")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("cross-entropy: test (bold), train (thin)")
-    loss_ax.set_yscale("log")
-    for ax in (acc_ax, loss_ax):
-        ax.grid(True, alpha=0.3)
-    acc_ax.legend(fontsize=7, ncol=2)
+        overview.annotate(
+            trial + (" (winner)" if is_winner else ""),
+            (epochs[-1], accuracy[-1]),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=7,
+            color=colour,
+            va="center",
+        )
+        tail = accuracy[-max(1, len(accuracy) // 6) :]
+        last += [min(tail), max(tail)] if not is_reference(trial) else []
+    if last:  # the band of the candidates' last sixth of training, with a margin
+        low, high = min(last), max(last)
+        margin = max(0.002, (high - low) * 0.25)
+        overview.set_ylim(low - margin, min(1.0, high + margin))
+    overview.set_xlabel("epoch")
+    overview.set_ylabel("accuracy on the 15 % test part")
+    overview.set_title(
+        "Test-part accuracy of every retrained network (zoomed to the candidates' final band; "
+        "dotted: references)",
+        fontsize=10,
+    )
+    overview.grid(True, alpha=0.3)
+    overview.xaxis.set_major_locator(MaxNLocator(integer=True))
+    overview.margins(x=0.12)
+    for index, trial in enumerate(trials):
+        ax = fig.add_subplot(grid[1 + index // columns, index % columns])
+        rows_ = histories[trial]
+        epochs = [row["epoch"] for row in rows_]
+        ax.plot(epochs, [row["test_loss"] for row in rows_], color="tab:blue", lw=1.2, label="test")
+        ax.plot(
+            epochs, [row["train_loss"] for row in rows_], color="tab:orange", lw=1.0, label="train"
+        )
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        ax.tick_params(labelsize=7)
+        ax.set_title(
+            trial + (" (winner)" if trial == winner else ""),
+            fontsize=8,
+            style="italic" if is_reference(trial) else "normal",
+            color="tab:red" if trial == winner else "black",
+        )
+        if trial == winner:
+            for spine in ax.spines.values():
+                spine.set_color("tab:red")
+                spine.set_linewidth(1.5)
+        if index == 0:
+            ax.legend(fontsize=7, title="cross-entropy", title_fontsize=7)
     save_png(fig, path)
     return fig
 
@@ -186,14 +327,26 @@ def receptive_fields_stage(model_path, outputs, n_neurons: int, output_neurons: 
                 )
             ],
             outputs[layer],
-            f"{checkpoint['trial']['trial']}: red positive, blue negative, own scale per image",
+            f"{checkpoint['trial']['trial']}: red positive, blue negative, one scale for all "
+            "(colour bar)",
         )
 
 
-def gradient_ascent_stage(model_path, outputs, settings: dict) -> dict:
-    """Rule plot_gradient_ascent: one figure per layer (``outputs[layer]``, layer 1 beside its
-    exact box maximiser) and what each ascent reached (``outputs.stats``). ``settings``:
-    n_neurons, output_neurons, steps, step_size, start."""
+def mean_training_image(data, train_indices) -> np.ndarray:
+    """The mean of the training part's images (784,), in [0, 1]: the regularised ascent's start
+    and prior (the test part and the official test set are not looked at)."""
+    from .data import load_part
+
+    X, _ = load_part(data, train_indices)
+    return X.mean(dim=0).numpy()
+
+
+def gradient_ascent_stage(model_path, outputs, settings: dict, mean_image=None) -> dict:
+    """Rule plot_gradient_ascent: one figure per layer (``outputs[layer]``): the lab's clamped
+    ascent, layer 1 beside its exact box maximiser, and the regularised ascent
+    (``regularised_ascent``, from ``mean_image``, the mean training image), and what each
+    ascent reached (``outputs.stats``). ``settings``: n_neurons, output_neurons, steps,
+    step_size, start."""
     module, checkpoint = load_model(model_path)
     linear = dict(zip(LAYERS, module.linear_layers(), strict=True))
     stats = {}
@@ -210,22 +363,44 @@ def gradient_ascent_stage(model_path, outputs, settings: dict) -> dict:
         )
         stats[layer] = {"neurons": neurons, **ascent_stats(images, trace, weights)}
         reached = stats[layer]["activation_reached"]
-        labels = [f"{n}: {a:.3g}" for n, a in zip(neurons, reached, strict=True)]
-        panels = [(images, labels, f"{layer}: gradient ascent", "image")]
+        what = "digit: logit" if layer == "output" else "neuron: activation"
+        panels = [
+            (
+                images,
+                [f"{n}: {a:.3g}" for n, a in zip(neurons, reached, strict=True)],
+                f"the lab's ascent ({what})",
+                "image",
+            )
+        ]
         if weights is not None:
             exact = box_maximiser(weights)
             panels.append(
-                (exact, [f"{n}" for n in neurons], "layer1: exact box maximiser", "image")
+                (exact, [f"{n}" for n in neurons], "exact box maximiser (neuron)", "image")
             )
+        if mean_image is not None:
+            regular, objective = regularised_ascent(module, layer, neurons, mean_image)
+            stats[layer]["regularised_reached"] = objective.tolist()
+            unit = "digit: probability" if layer == "output" else "neuron: activation"
+            labels = [
+                f"{n}: {v:.2f}" if layer == "output" else f"{n}: {v:.3g}"
+                for n, v in zip(neurons, objective, strict=True)
+            ]
+            panels.append((regular, labels, f"regularised ascent ({unit})", "image"))
         plot_neuron_grids(
             panels,
             outputs[layer],
-            f"{checkpoint['trial']['trial']}: {settings['steps']} steps of "
-            f"x += {settings['step_size']:g}·grad, clamped to [0, 1]",
+            f"{checkpoint['trial']['trial']}, {LAYER_NAMES[layer]}. The lab's: "
+            f"{settings['steps']} steps of x += {settings['step_size']:g}·grad from grey "
+            f"{settings['start']:g}, clamped to [0, 1]. Regularised: from the mean training "
+            f"image, {REGULARISED['steps']} Adam steps with an L2 pull to it, total variation "
+            "and blur",
         )
         log.info("%s: %s", layer, stats[layer])
     write_json(outputs.stats, stats)
     return stats
+
+
+LAYER_NAMES = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output layer"}
 
 
 def learning_curves_stage(history_paths, winner_path, output) -> None:

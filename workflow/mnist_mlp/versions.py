@@ -34,9 +34,9 @@ RESULT_VERSIONS = {
     "export_models": 1,
     "report_tables": 2,  # 2: intervals, the ensemble, the runner-up; the config's order
     "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
-    "plot_receptive_fields": 1,
-    "plot_gradient_ascent": 1,
-    "plot_learning_curves": 1,
+    "plot_receptive_fields": 2,  # 2: one colour scale per figure, with its colour bar
+    "plot_gradient_ascent": 2,  # 2: the regularised ascent beside the lab's; labelled values
+    "plot_learning_curves": 2,  # 2: a zoomed overview, one panel per trial, integer epochs
     "plot_importance": 1,
 }
 

@@ -56,6 +56,8 @@ rule plot_receptive_fields:
 rule plot_gradient_ascent:
     input:
         model="results/winner/winning_net.dat",
+        data=MNIST,
+        train=TRAIN_INDICES,
     output:
         **{
             layer: report(

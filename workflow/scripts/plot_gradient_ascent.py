@@ -10,6 +10,11 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.figures import gradient_ascent_stage
+from mnist_mlp.figures import gradient_ascent_stage, mean_training_image
 
-gradient_ascent_stage(snakemake.input.model, snakemake.output, snakemake.params.settings)
+gradient_ascent_stage(
+    snakemake.input.model,
+    snakemake.output,
+    snakemake.params.settings,
+    mean_training_image(snakemake.input.data, snakemake.input.train),
+)
