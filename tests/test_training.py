@@ -169,38 +169,6 @@ def test_results_do_not_depend_on_the_thread_count():
     assert one_thread == two_threads
 
 
-@pytest.mark.parametrize("backend", ["tensorboard", "mlflow"])
-def test_tracking_writes_every_epoch_with_a_real_writer(images, tmp_path, backend):
-    X, y = images
-    tracking = {"backend": backend, "directory": str(tmp_path / "tracking")}
-    settings = training.TrainingSettings(
-        max_epochs=3, batch_size=64, patience=None, seed=0, tracking=tracking
-    )
-    torch.manual_seed(0)
-    net, record, _ = training.fit_and_score(
-        TRIAL, settings, X, y, X[:200], y[:200], monitor_eval=True, run_name="final"
-    )
-    assert record["status"] == "ok"
-    train_losses = [row["train_loss"] for row in net.history]
-    if backend == "tensorboard":
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-        folder = tmp_path / "tracking" / "tensorboard" / "t0007" / "final"
-        events = EventAccumulator(str(folder))
-        events.Reload()
-        logged = [event.value for event in events.Scalars("Loss/train_loss")]
-    else:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=(tmp_path / "tracking" / "mlruns").as_uri())
-        experiment = client.get_experiment_by_name(training.MLFLOW_EXPERIMENT)
-        (run,) = client.search_runs([experiment.experiment_id])
-        assert run.info.run_name == "t0007/final" and run.data.params["Nh1"] == "64"
-        history = client.get_metric_history(run.info.run_id, "train_loss")
-        logged = [metric.value for metric in sorted(history, key=lambda m: m.step)]
-    np.testing.assert_allclose(logged, train_losses, rtol=1e-6)
-
-
 def test_a_non_finite_held_out_loss_is_recorded_as_diverged(images):
     """The training loss stays finite, but the held-out images overflow the network (a pixel of
     inf): the fold is recorded as diverged with no score, not as a loss of inf."""

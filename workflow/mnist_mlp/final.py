@@ -31,9 +31,7 @@ def final_metrics(module, record: dict, whole_dataset, official_test) -> dict:
     return metrics
 
 
-def retrain_stage(
-    data, train_indices, test_indices, outputs, trial, settings, threads, tracking=None
-) -> dict:
+def retrain_stage(data, train_indices, test_indices, outputs, trial, settings, threads) -> dict:
     """Rule retrain: train one trial on the whole training part for ``settings.max_epochs``,
     monitoring the test part each epoch; save the model (``outputs.model``), its metrics and
     its learning curve (``outputs.history``)."""
@@ -43,7 +41,7 @@ def retrain_stage(
     test = load_part(mnist, test_indices, device)
     log.info("retraining %s for %d epochs on %s", trial, settings["max_epochs"], device)
     module, record, history = training.retrain_trial(
-        trial, training.TrainingSettings.from_params(settings, device, tracking), train, test
+        trial, training.TrainingSettings.from_params(settings, device), train, test
     )
     metrics = final_metrics(
         module,

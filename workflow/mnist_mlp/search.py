@@ -14,13 +14,13 @@ from .model import atomic_save, load_state
 log = logging.getLogger(__name__)
 
 
-def _cross_validate(data, train_indices, trial, settings, threads, tracking, **rung):
+def _cross_validate(data, train_indices, trial, settings, threads, **rung):
     device = training.configure_torch(threads, settings["device"])
     X, y = load_part(data, train_indices, device)  # once for all folds
     log.info("trial %s on %d images, %d threads, %s", trial, len(y), threads, device)
     result, history, states = training.cross_validate_trial(
         trial,
-        training.TrainingSettings.from_params(settings, device, tracking),
+        training.TrainingSettings.from_params(settings, device),
         X,
         y,
         settings["folds"],
@@ -30,13 +30,10 @@ def _cross_validate(data, train_indices, trial, settings, threads, tracking, **r
     return result, history, states
 
 
-def cross_validate_stage(
-    data, train_indices, outputs, trial: dict, settings: dict, threads: int, tracking=None
-):
+def cross_validate_stage(data, train_indices, outputs, trial: dict, settings: dict, threads: int):
     """Rule cross_validate: k-fold CV of one trial on the training part; writes the result
-    (``outputs.cv``) and the per-fold, per-epoch history (``outputs.history``). ``tracking``:
-    the config's tracking section (TensorBoard or MLflow), or None."""
-    result, history, _ = _cross_validate(data, train_indices, trial, settings, threads, tracking)
+    (``outputs.cv``) and the per-fold, per-epoch history (``outputs.history``)."""
+    result, history, _ = _cross_validate(data, train_indices, trial, settings, threads)
     write_table(history, outputs.history)
     write_json(outputs.cv, result)
     log.info("mean held-out loss %s, status %s", result["mean_loss"], result["status"])
@@ -53,7 +50,6 @@ def train_rung_stage(
     budget: int,
     threads: int,
     previous=None,
-    tracking=None,
 ):
     """Rule train_rung: every fold of one trial trained up to ``budget`` epochs, going on from
     the state the previous rung left (``previous``: its state file; None at the first rung).
@@ -61,7 +57,7 @@ def train_rung_stage(
     its rung score), the history so far and the state the next rung needs."""
     states = load_state(previous)["folds"] if previous else None
     result, history, states = _cross_validate(
-        data, train_indices, trial, settings, threads, tracking, until=budget, resume=states
+        data, train_indices, trial, settings, threads, until=budget, resume=states
     )
     result.update(rung=rung, budget=budget)
     write_table(history, outputs.history)

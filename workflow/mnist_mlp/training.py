@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,19 +35,17 @@ class TrainingSettings:
     patience: int | None  # None: no early stopping, train for max_epochs
     seed: int
     device: str = "cpu"
-    tracking: dict | None = None  # the config's tracking section; None: no tracking
 
     @classmethod
-    def from_params(cls, settings: dict, device: str, tracking=None) -> TrainingSettings:
+    def from_params(cls, settings: dict, device: str) -> TrainingSettings:
         """From a training rule's ``settings`` param (``patience`` absent: no early stopping),
-        the resolved device and the config's ``tracking`` section."""
+        and the resolved device."""
         return cls(
             max_epochs=settings["max_epochs"],
             batch_size=settings.get("batch_size"),
             patience=settings.get("patience"),
             seed=settings["seed"],
             device=device,
-            tracking=tracking,
         )
 
 
@@ -198,45 +194,11 @@ def optimizer_options(name: str) -> dict:
     return {"fused": True} if name in FUSED_OPTIMIZERS else {}
 
 
-MLFLOW_EXPERIMENT = "mnist-mlp-search"
-
-
-def tracking_callbacks(tracking: dict | None, run_name: str, params: dict) -> list:
-    """skorch's TensorBoard or MLflow callback for one fit, as the config's ``tracking``
-    section asks (backend "none": no callback). TensorBoard event files go to
-    ``<directory>/tensorboard/<trial>/<fold or final>``; MLflow runs to the local store
-    ``<directory>/mlruns`` (experiment "mnist-mlp-search", the hyper-parameters as params)."""
-    if not tracking or tracking["backend"] == "none":
-        return []
-    directory = Path(tracking["directory"])
-    if tracking["backend"] == "tensorboard":
-        from skorch.callbacks import TensorBoard
-        from torch.utils.tensorboard import SummaryWriter
-
-        return [TensorBoard(SummaryWriter(log_dir=str(directory / "tensorboard" / run_name)))]
-    # MLflow 3 keeps a local folder store only on request; a database store needs the full
-    # mlflow package (sqlalchemy), the folder store only mlflow-skinny
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    from mlflow.tracking import MlflowClient
-    from skorch.callbacks import MlflowLogger
-
-    client = MlflowClient(tracking_uri=(directory / "mlruns").resolve().as_uri())
-    try:
-        experiment = client.create_experiment(MLFLOW_EXPERIMENT)
-    except Exception:  # made already, possibly by a job running beside this one
-        experiment = client.get_experiment_by_name(MLFLOW_EXPERIMENT).experiment_id
-    run = client.create_run(experiment, run_name=run_name)
-    for key in hyperparameters_of(params):
-        client.log_param(run.info.run_id, key, params[key])
-    return [MlflowLogger(run, client, create_artifact=False)]
-
-
 def make_classifier(
     params: dict,
     settings: TrainingSettings,
     log_prefix: str = "",
     monitor: Dataset | None = None,
-    run_name: str = "fit",
     stopping: dict | None = None,
 ):
     """The skorch classifier for one trial's hyper-parameters ``params`` (Nh1, Nh2,
@@ -252,7 +214,6 @@ def make_classifier(
         raise ValueError("monitoring runs for a fixed number of epochs: patience must be None")
     optimizer = getattr(torch.optim, params["optimizer"])
     callbacks = [EpochLog(log_prefix), StopOnDivergence()]
-    callbacks += tracking_callbacks(settings.tracking, f"{params['trial']}/{run_name}", params)
     if settings.patience is not None:
         callbacks.insert(0, ResumableEarlyStopping(patience=settings.patience, resume=stopping))
         train_split = StratifiedHoldout(VALID_FRACTION, settings.seed)
@@ -314,7 +275,6 @@ def fit_and_score(
     y_eval,
     log_prefix="",
     monitor_eval=False,
-    run_name="fit",
     until=None,
     resume=None,
 ):
@@ -330,7 +290,7 @@ def fit_and_score(
     """
     monitor = Dataset(X_eval, y_eval) if monitor_eval else None
     stopping = resume["stopping"] if resume else None
-    net = make_classifier(params, settings, log_prefix, monitor, run_name, stopping)
+    net = make_classifier(params, settings, log_prefix, monitor, stopping)
     net.initialize()
     spent = 0.0
     if resume:  # the paused fit exactly as it was: weights, optimizer, history, random state
@@ -461,7 +421,6 @@ def cross_validate_trial(
             X[held_out],
             y[held_out],
             log_prefix=f"fold {fold + 1}/{folds} ",
-            run_name=f"fold{fold + 1}",
             until=until,
             resume=previous and previous["fit"],
         )
@@ -525,9 +484,7 @@ def retrain_trial(params: dict, settings: TrainingSettings, train, test):
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
     torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["trial"]))
-    net, record, _ = fit_and_score(
-        params, settings, *train, *test, monitor_eval=True, run_name="final"
-    )
+    net, record, _ = fit_and_score(params, settings, *train, *test, monitor_eval=True)
     history = [
         {
             "epoch": row["epoch"],

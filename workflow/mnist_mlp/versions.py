@@ -32,6 +32,7 @@ RESULT_VERSIONS = {
     "select_winner": 1,
     "build_ensemble": 1,
     "export_models": 1,
+    "export_tracking": 1,
     "report_tables": 2,  # 2: intervals, the ensemble, the runner-up; the config's order
     "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
     "plot_receptive_fields": 2,  # 2: one colour scale per figure, with its colour bar

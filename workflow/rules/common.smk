@@ -249,6 +249,20 @@ def earlier_results(wildcards):
     return [path for batch in range(int(wildcards.batch)) for path in batch_results(batch)]
 
 
+def result_histories(wildcards=None):
+    """Every trial's per-fold, per-epoch history (beside its final result)."""
+    return [path.replace(".json", ".history.tsv") for path in all_results()]
+
+
+# Tracking is an export of the tracked files (mnist_mlp.tracking): its rule runs when switched on.
+TRACKING = config["tracking"]
+TRACKING_OUTPUT = (
+    f"{TRACKING['directory']}/mlflow.db"
+    if TRACKING["backend"] == "mlflow"
+    else directory(f"{TRACKING['directory']}/tensorboard")
+)
+
+
 def all_results(wildcards=None):
     """Input of rank_trials: every trial's final result."""
     return [path for batch in range(BATCHES) for path in batch_results(batch)]
@@ -310,6 +324,7 @@ def figure_params(*keys):
 
 def final_outputs():
     return [
+        *([TRACKING_OUTPUT] if TRACKING["backend"] != "none" else []),
         "results/search/study.db",
         "results/search/importance.tsv",
         "results/figures/importance.png",

@@ -143,3 +143,23 @@ rule export_models:
         ENV
     script:
         "../scripts/export_models.py"
+
+
+rule export_tracking:
+    input:
+        results=all_results,
+        histories=result_histories,
+        ranking="results/search/ranking.tsv",
+        retrained=retrained("metrics.json"),
+        retrained_histories=retrained("history.tsv"),
+    output:
+        TRACKING_OUTPUT,
+    log:
+        "logs/final/export_tracking.log",
+    params:
+        backend=config["tracking"]["backend"],
+        version=result_version("export_tracking"),
+    conda:
+        ENV
+    script:
+        "../scripts/export_tracking.py"

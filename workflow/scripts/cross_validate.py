@@ -19,6 +19,4 @@ cross_validate_stage(
     snakemake.params.trial,
     snakemake.params.settings,
     snakemake.threads,
-    # not a param: tracking changes no result, so switching it on reruns nothing
-    tracking=snakemake.config["tracking"],
 )

@@ -23,6 +23,4 @@ train_rung_stage(
     snakemake.params.budget,
     snakemake.threads,
     previous=snakemake.input.get("previous"),
-    # not a param: tracking changes no result, so switching it on reruns nothing
-    tracking=snakemake.config["tracking"],
 )
