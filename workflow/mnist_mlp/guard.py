@@ -68,8 +68,9 @@ PROTOCOLS = {
     },
 }
 CONFIG_NAME = "guard_config.yaml"  # in the head run: the config it was made with
-# Job times differ from run to run; everything else an output holds must not.
-TIME_FIELD = re.compile(r"(^|_)seconds$")
+# Job times differ from run to run; everything else an output holds must not. ("dur": skorch's
+# epoch time, inside a halving rung's saved history.)
+TIME_FIELD = re.compile(r"(^|_)seconds$|^dur$")
 
 
 class GuardError(RuntimeError):
@@ -188,6 +189,17 @@ def recompute(code: Path, head: Path, run: Path, outputs: list[str], log: Path) 
     snakemake(code, run, run / CONFIG_NAME, "--rerun-triggers", "mtime", targets=outputs, log=log)
 
 
+def _tensors_as_bytes(value):
+    """A checkpoint with every tensor, however deep, as (dtype, shape, bytes): comparable."""
+    if hasattr(value, "numpy") and hasattr(value, "dtype"):
+        return (str(value.dtype), tuple(value.shape), value.numpy().tobytes())
+    if isinstance(value, dict):
+        return {key: _tensors_as_bytes(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tensors_as_bytes(item) for item in value]
+    return value
+
+
 def _without_times(value):
     if isinstance(value, dict):
         return {k: _without_times(v) for k, v in value.items() if not TIME_FIELD.search(str(k))}
@@ -197,8 +209,8 @@ def _without_times(value):
 
 
 def comparable(path: Path):
-    """What of an output must not change: its bytes, less job times (fields named ``seconds``
-    or ``*_seconds``) in JSON, TSV and saved networks."""
+    """What of an output must not change: its bytes, less job times (fields named ``seconds``,
+    ``*_seconds`` or ``dur``) in JSON, TSV and saved networks and states."""
     if path.suffix == ".json":
         return _without_times(json.loads(path.read_text()))
     if path.suffix == ".tsv":
@@ -219,11 +231,7 @@ def comparable(path: Path):
         import torch
 
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        tensors = checkpoint.pop("state_dict", {})
-        weights = {
-            k: (str(t.dtype), tuple(t.shape), t.numpy().tobytes()) for k, t in tensors.items()
-        }
-        return _without_times(checkpoint), weights
+        return _without_times(_tensors_as_bytes(checkpoint))
     return path.read_bytes()
 
 
