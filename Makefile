@@ -44,7 +44,7 @@ test-fast: $(STAMP)
 	$(PYTHON) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
 
 progress: $(STAMP)
-	$(PYTHON) -m mnist_mlp.progress --cores $(CORES) $(PROGRESS_ARGS)
+	$(PYTHON) -m mnist_mlp.cli progress --cores $(CORES) $(PROGRESS_ARGS)
 
 # the report of the results in results/, made with the config they were made with
 report: $(STAMP)

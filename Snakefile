@@ -53,5 +53,5 @@ rule all:
         search_outputs(),
         # each trial's result too, so that a deleted one is noticed and recomputed
         all_results,
-        retrained("metrics.json"),
+        retrained("metrics"),
         final_outputs(),

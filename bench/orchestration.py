@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -33,10 +31,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from mnist_mlp.progress import THREADS  # noqa: E402  (the rules' threads, tested against them)
+from mnist_mlp import layout  # noqa: E402
+from mnist_mlp.records import rule_spans  # noqa: E402
 
 FULL_WIDTH = {"search": {"folds": 2, "max_epochs": 1}, "final": {"epochs": 1}, "device": "cpu"}
-STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+TRAINING = ("cross_validate", "retrain")
 
 
 def snakemake(workdir: Path, configfile: Path, cores: int, *args: str):
@@ -62,29 +61,13 @@ def write_config(path: Path, overrides: dict) -> Path:
     return path
 
 
-def job_seconds(workdir: Path, rule: str) -> list[float]:
-    folder = "search" if rule == "cross_validate" else "final"
+def wall_seconds(workdir: Path, rule: str) -> list[float]:
+    """The wall seconds (column s) of each of ``rule``'s finished jobs."""
     times = []
-    for path in sorted((workdir / "benchmarks" / folder / rule).glob("*.tsv")):
+    for path in sorted(workdir.glob(layout.benchmark(rule, trial="*"))):
         with open(path, newline="") as handle:
             times.append(float(next(csv.DictReader(handle, delimiter="\t"))["s"]))
     return times
-
-
-def rule_spans(log: str) -> dict[str, tuple[datetime, datetime]]:
-    """First start and last end of each rule's jobs, from Snakemake's console log."""
-    spans: dict[str, list[datetime]] = {}
-    stamp = None
-    for line in log.splitlines():
-        if match := STAMP.match(line.strip()):
-            stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
-            continue
-        rule = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)
-        finished = re.match(r"^Finished jobid: \d+ \(Rule: (\w+)\)", line)
-        name = (rule or finished).group(1) if (rule or finished) else None
-        if name and stamp:
-            spans.setdefault(name, []).append(stamp)
-    return {name: (min(times), max(times)) for name, times in spans.items()}
 
 
 def main(argv=None) -> int:
@@ -107,12 +90,12 @@ def main(argv=None) -> int:
         plan_150, _ = snakemake(workdir, configfile, args.cores, "--dry-run")
         plan_10000, _ = snakemake(workdir, wide, args.cores, "--dry-run")
 
-        wall, log = snakemake(workdir, configfile, args.cores)
-        spans = rule_spans(log)
+        wall, _ = snakemake(workdir, configfile, args.cores)
+        spans = rule_spans(workdir)
         training = {}
-        for rule, threads in THREADS.items():
-            seconds = job_seconds(workdir, rule)
-            at_once = max(1, args.cores // threads)
+        for rule in TRAINING:
+            seconds = wall_seconds(workdir, rule)
+            at_once = max(1, args.cores // layout.threads(rule))
             training[rule] = (len(seconds), sum(seconds), at_once)
         training_s = sum(total / at_once for _, total, at_once in training.values())
         overhead = wall - training_s

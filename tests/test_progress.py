@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import time
 
 import pytest
@@ -465,14 +464,6 @@ def test_a_marker_older_than_the_running_snakemake_is_an_interrupted_job(tmp_pat
     assert [job.trial for job in state.stopped] == ["t0008", "t0007"]
     text = report(state, NOW)
     assert "With a log but no result, not running (2;" in text and "t0008" in text
-
-
-def test_threads_are_the_rules_own():
-    """progress counts jobs at once from the rules' threads: the same numbers as the rules."""
-    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
-    for rule, threads in progress.THREADS.items():
-        block = rules.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
-        assert re.search(rf"^\s+threads: {threads}$", block, re.MULTILINE), rule
 
 
 def test_a_running_jobs_epoch_time_is_its_newest_epochs_median(tmp_path):

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import layout
 from .data import N_PIXELS, images_to_tensor
 from .errors import UserFacingError
 from .model import MLP, load_model
 
-WINNER_MODEL = Path("results/winner/winning_net.dat")
+WINNER_MODEL = Path(layout.output("select_winner", "model"))
 SIDE = 28  # MNIST images are SIDE x SIDE
 BOX = 20  # MNIST's digits were scaled to fit a BOX x BOX box, then centred in the field
 # Pixels above this fraction of the brightest (after background removal) bound the digit.

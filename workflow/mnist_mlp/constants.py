@@ -10,3 +10,6 @@ EVAL_BATCH_SIZE = 4096
 # skorch's default internal validation split, 20 % of a CV fold's training images (stratified):
 # early stopping watches it.
 VALID_FRACTION = 0.2
+# The winner's layers the figures show, and how the figures name them.
+LAYERS = ("layer1", "layer2", "output")
+LAYER_NAMES = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output layer"}

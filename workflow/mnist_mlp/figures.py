@@ -10,15 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import N_PIXELS
+from .constants import LAYER_NAMES, LAYERS, N_PIXELS
 from .io import read_json, read_table, write_json
 from .model import load_model
 from .plotting import pyplot, save_png
 from .trials import is_reference
 
 log = logging.getLogger(__name__)
-
-LAYERS = ("layer1", "layer2", "output")
 
 
 def receptive_fields(module) -> dict[str, np.ndarray]:
@@ -398,9 +396,6 @@ def gradient_ascent_stage(model_path, outputs, settings: dict, mean_image=None) 
         log.info("%s: %s", layer, stats[layer])
     write_json(outputs.stats, stats)
     return stats
-
-
-LAYER_NAMES = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output layer"}
 
 
 def learning_curves_stage(history_paths, winner_path, output) -> None:

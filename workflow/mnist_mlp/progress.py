@@ -51,7 +51,6 @@ with a GPU device, the log's ``gpu`` resource caps the training jobs at once).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import math
 import os
@@ -66,83 +65,32 @@ from pathlib import Path
 
 import yaml
 
+from . import layout
 from .config import merge_config
 from .constants import VALID_FRACTION
 from .halving import budgets
 from .io import read_tsv
+from .records import (
+    LogFacts,
+    _shown,
+    benchmark_seconds,
+    incomplete_outputs,
+    lock_time,
+    main_log,
+    read_main_log,
+    snakemake_running,
+)
 from .trials import reference_id, trial_ids
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
-RUN_CONFIG = "results/run_config.yaml"  # the results' (written when a run ends well)
-STARTED_CONFIG = "results/run_config.started.yaml"  # the run that started last
+RUN_CONFIG = layout.RESULTS_CONFIG  # the results' (written when a run ends well)
+STARTED_CONFIG = layout.STARTED_CONFIG  # the run that started last
 MNIST_TRAIN_IMAGES = 60_000  # the official training set, split into training and test parts
-THREADS = {"cross_validate": 1, "train_rung": 1, "retrain": 1}  # the rules' threads
-FIGURES = (
-    *(f"results/figures/receptive_fields_{layer}.png" for layer in ("layer1", "layer2", "output")),
-    *(f"results/figures/gradient_ascent_{layer}.png" for layer in ("layer1", "layer2", "output")),
-    "results/figures/gradient_ascent.json",
-    "results/figures/learning_curves.png",
-    "results/figures/search_overview.png",
-    "results/figures/importance.png",
-    "results/figures/parallel_coordinates.png",
-    "results/search/study.db",
-    "results/search/importance.tsv",
-    *(f"results/report/{name}.html" for name in ("winner", "ranking", "retrained")),
-)
-WINNER = "results/winner/winner.json"
-RANKING = "results/search/ranking.tsv"
-
-# A running job is recognised by the incomplete marker of one of its outputs.
-JOB_OUTPUTS = (
-    (re.compile(r"results/search/cv/(?P<trial>[^/]+)\.json"), "cross_validate"),
-    (re.compile(r"results/search/halving/(?P<trial>t\d+)/rung(?P<rung>\d+)\.json"), "train_rung"),
-    (
-        re.compile(r"results/search/halving/batch(?P<batch>\d+)/rung(?P<rung>\d+)\.tsv"),
-        "promote_trials",
-    ),
-    (re.compile(r"results/search/batches/batch(?P<batch>\d+)\.json"), "propose_trials"),
-    (re.compile(r"results/search/study\.db"), "export_study"),
-    (re.compile(r"results/search/importance\.tsv"), "plot_importance"),
-    (re.compile(r"results/final/(?P<trial>[^/]+)/metrics\.json"), "retrain"),
-    (re.compile(r"results/data/mnist\.npz"), "download_mnist"),
-    (re.compile(r"results/data/split/train_indices\.npy"), "split_train_test"),
-    (re.compile(r"results/search/trials\.tsv"), "sample_trials"),
-    (re.compile(r"results/search/ranking\.tsv"), "rank_trials"),
-    (re.compile(r"results/winner/winner\.json"), "select_winner"),
-    (re.compile(r"results/figures/receptive_fields_layer1\.png"), "plot_receptive_fields"),
-    (re.compile(r"results/figures/gradient_ascent\.json"), "plot_gradient_ascent"),
-    (re.compile(r"results/figures/learning_curves\.png"), "plot_learning_curves"),
-    (re.compile(r"results/figures/search_overview\.png"), "plot_search"),
-    (re.compile(r"results/report/winner\.html"), "report_tables"),
-)
-JOB_LOGS = {
-    "cross_validate": "logs/search/cross_validate/{trial}.log",
-    "train_rung": "logs/search/train_rung/{trial}/rung{rung}.log",
-    "promote_trials": "logs/search/promote_trials/batch{batch}/rung{rung}.log",
-    "propose_trials": "logs/search/propose_trials/batch{batch}.log",
-    "export_study": "logs/search/export_study.log",
-    "plot_importance": "logs/figures/plot_importance.log",
-    "retrain": "logs/final/retrain/{trial}.log",
-    "download_mnist": "logs/data/download_mnist.log",
-    "split_train_test": "logs/data/split_train_test.log",
-    "sample_trials": "logs/search/sample_trials.log",
-    "rank_trials": "logs/search/rank_trials.log",
-    "select_winner": "logs/final/select_winner.log",
-    "plot_receptive_fields": "logs/figures/plot_receptive_fields.log",
-    "plot_gradient_ascent": "logs/figures/plot_gradient_ascent.log",
-    "plot_learning_curves": "logs/figures/plot_learning_curves.log",
-    "plot_search": "logs/figures/plot_search.log",
-    "report_tables": "logs/report/report_tables.log",
-}
-# The other outputs of those jobs.
-OTHER_OUTPUTS = re.compile(
-    r"results/search/cv/[^/]+\.history\.tsv|results/final/[^/]+/(model\.pt|history\.tsv)"
-    r"|results/data/split/test_indices\.npy|results/search/(sorted_scores|sorted_params)\.dat"
-    r"|results/report/(ranking|retrained)\.html|results/winner/winning_net\.dat"
-    r"|results/final/summary\.tsv|results/figures/\w+_(layer1|layer2|output)\.png"
-    r"|results/search/halving/t\d+/rung\d+\.(history\.tsv|state\.pt)|results/search/rungs\.tsv"
-    r"|results/figures/(importance|parallel_coordinates)\.png"
-)
+# The training rules' threads and the files of the last stage, from the run folder's layout.
+THREADS = {rule: layout.threads(rule) for rule in ("cross_validate", "train_rung", "retrain")}
+FIGURES = (*layout.stage_files("figures"), *layout.outputs("export_study").values())
+WINNER = layout.output("select_winner", "winner")
+RANKING = layout.output("rank_trials", "ranking")
 EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
 EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
 RETRAIN_EPOCH = re.compile(r"epoch (\d+)/(\d+)$")  # a retraining's activity (no folds)
@@ -175,86 +123,11 @@ def load_config(directory: Path, configfiles=()) -> tuple[dict, list[str]]:
     return config, sources
 
 
-def _shown(path: Path, directory: Path) -> str:
-    """``path`` relative to the working directory where it lies inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(directory.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def incomplete_outputs(directory: Path) -> dict[str, float]:
-    """Outputs that Snakemake marks as incomplete (jobs running, or interrupted), with the
-    time each marker was written (the job's start). A marker's name is the output path in
-    URL-safe base64; names too long for the file system are cut into folders named "@<part>"."""
-    root = directory / ".snakemake" / "incomplete"
-    markers = {}
-    for folder, _, names in os.walk(root):
-        prefix = "".join(part.removeprefix("@") for part in Path(folder).relative_to(root).parts)
-        for name in names:
-            try:
-                path = base64.urlsafe_b64decode(prefix + name).decode()
-                started = os.stat(os.path.join(folder, name)).st_mtime
-            except (ValueError, UnicodeDecodeError, OSError):
-                continue  # not a marker ("migration_underway"), or removed since the listing
-            if os.path.isabs(path):
-                path = _shown(Path(path), directory)
-            markers[os.path.normpath(path)] = started
-    return markers
-
-
-def snakemake_running(directory: Path) -> bool:
-    """Whether a Snakemake process holds the working directory's lock."""
-    try:
-        return any((directory / ".snakemake" / "locks").iterdir())
-    except OSError:
-        return False
-
-
-def lock_time(directory: Path) -> float | None:
-    """When the running Snakemake took the working directory's lock: the oldest lock file's
-    modification time (it writes them once, before its first job; same clock as the markers)."""
-    try:
-        return min(path.stat().st_mtime for path in (directory / ".snakemake/locks").iterdir())
-    except (OSError, ValueError):
-        return None
-
-
 def _listing(folder) -> set[str]:
     try:
         return set(os.listdir(folder))
     except OSError:
         return set()
-
-
-def job_seconds(wall: float, cpu: float | None, threads: int = 1) -> float:
-    """A finished job's time: the time it computed, not the time it waited (SIGSTOP, a laptop
-    asleep, other work on the machine). Snakemake samples a job's CPU time twice a second for
-    its first 15 s, then every 30 s, so the last sample misses up to 30 s: a one-thread job
-    computed its CPU seconds plus 15 s, at most its wall time. A job of more threads uses them
-    only in part, so its wall time counts unless it was clearly paused (under half a
-    core-second per second and thread); then its CPU seconds per thread plus 15 s."""
-    if not cpu or not cpu > 0:  # no sample (a job under a second), or no cpu_time column
-        return wall
-    if threads == 1 or cpu / threads < 0.5 * wall:
-        return min(wall, cpu / threads + 15)
-    return wall
-
-
-def benchmark_seconds(path, threads: int = 1) -> float | None:
-    """A finished job's time (``job_seconds``) from its Snakemake benchmark file."""
-    try:
-        with open(path, "rb") as handle:
-            header, row = handle.read().split(b"\n", 2)[:2]
-        names, values = header.split(b"\t"), row.split(b"\t")
-        seconds = float(values[names.index(b"s")])
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        cpu_seconds = float(values[names.index(b"cpu_time")])
-    except (ValueError, IndexError):
-        cpu_seconds = None
-    return job_seconds(seconds, cpu_seconds, threads)
 
 
 def _tail(path: Path, size: int = 8192) -> list[str]:
@@ -304,43 +177,6 @@ def job_activity(log: Path) -> tuple[str, float | None]:
     if TRIAL_LINE.search(" " + message):
         return (f"{shape} · starting" if shape else "starting"), None
     return (message if len(message) <= 60 else message[:57] + "..."), None
-
-
-def main_log(directory: Path) -> Path | None:
-    """The newest Snakemake log (their names are start times)."""
-    logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
-    return logs[-1] if logs else None
-
-
-@dataclass
-class LogFacts:
-    """What the main log says about parallelism and errors."""
-
-    cores: int | None = None
-    remote_nodes: int | None = None  # a cluster run: jobs at once, whatever their threads
-    gpus: int | None = None
-    errors: int = 0
-    steps: str | None = None  # "3 of 159 steps (2%) done"
-
-
-def read_main_log(path: Path | None) -> LogFacts:
-    facts = LogFacts()
-    if path is None:
-        return facts
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return facts
-    if match := re.search(r"^Provided cores: (\d+)", text, re.MULTILINE):
-        facts.cores = int(match.group(1))
-    if match := re.search(r"^Provided remote nodes: (\d+|unlimited)", text, re.MULTILINE):
-        facts.remote_nodes = sys.maxsize if match.group(1) == "unlimited" else int(match[1])
-    if match := re.search(r"^Provided resources: .*\bgpu=(\d+)", text, re.MULTILINE):
-        facts.gpus = int(match.group(1))
-    facts.errors = len(re.findall(r"^Error in rule ", text, re.MULTILINE))
-    steps = re.findall(r"^\d+ of \d+ steps \(\d+%\) done", text, re.MULTILINE)
-    facts.steps = steps[-1] if steps else None
-    return facts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,28 +315,31 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     def result_path(trial: str) -> str:
         """A trial's final result: its CV result, or with halving its last rung's."""
         if search.get("pruning") == "halving":
-            rungs = sorted((directory / "results/search/halving" / trial).glob("rung*.json"))
+            rungs = sorted(_rung_folder(directory, trial).glob("rung*.json"))
             return str(rungs[-1].relative_to(directory)) if rungs else ""
-        return f"results/search/cv/{trial}.json"
+        return layout.output("cross_validate", "cv").format(trial=trial)
 
-    # Search: every finished trial's CV result (small JSON files) and benchmark.
+    # Search: every finished trial's CV result (small JSON files) and benchmark. Plain strings,
+    # os.listdir and open(): pathlib would double the time at 10,000 trials.
     trials = trial_ids(n_trials)
-    cv_dir = os.path.join(directory, "results", "search", "cv")
-    benchmark_dir = os.path.join(directory, "benchmarks", "search", "cross_validate")
+    cv_pattern = layout.output("cross_validate", "cv")
+    bench_pattern = layout.benchmark("cross_validate", trial="{trial}")
+    cv_dir = os.path.join(directory, os.path.dirname(cv_pattern))
+    benchmark_dir = os.path.join(directory, os.path.dirname(bench_pattern))
     cv_files, cv_benchmarks = _listing(cv_dir), _listing(benchmark_dir)
     results, cv_seconds = {}, []
-    for trial in trials:  # plain strings and open(): pathlib would double the time
-        if f"{trial}.json" not in cv_files or f"results/search/cv/{trial}.json" in markers:
+    for trial in trials:
+        result = cv_pattern.format(trial=trial)
+        if os.path.basename(result) not in cv_files or result in markers:
             continue
         try:
-            with open(os.path.join(cv_dir, f"{trial}.json"), "rb") as handle:
+            with open(os.path.join(directory, result), "rb") as handle:
                 results[trial] = cv_summary(handle.read(), trial)
         except (OSError, ValueError):
             continue
-        if f"{trial}.tsv" in cv_benchmarks:
-            seconds = benchmark_seconds(
-                os.path.join(benchmark_dir, f"{trial}.tsv"), THREADS["cross_validate"]
-            )
+        bench = bench_pattern.format(trial=trial)
+        if os.path.basename(bench) in cv_benchmarks:
+            seconds = benchmark_seconds(os.path.join(directory, bench), THREADS["cross_validate"])
             if seconds is not None:
                 cv_seconds.append(seconds)
     halving = search.get("pruning") == "halving"
@@ -526,16 +365,17 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         retrainings = len(ranked) + len(references)
     else:
         retrainings = min(top_k, n_trials - diverged) + len(references)
-    retrain_benchmarks = _listing(directory / "benchmarks/final/retrain")
+    metrics_of = layout.output("retrain", "metrics").format
+    retrain_benchmarks = _listing(directory / Path(layout.benchmark("retrain", trial="x")).parent)
     retrained, retrain_seconds, not_retrained = 0, {}, []
     for trial in [*candidates, *references]:
-        if not done(f"results/final/{trial}/metrics.json"):
+        if not done(metrics_of(trial=trial)):
             not_retrained.append(trial)
             continue
         retrained += 1
         if f"{trial}.tsv" in retrain_benchmarks:
             seconds = benchmark_seconds(
-                directory / f"benchmarks/final/retrain/{trial}.tsv", THREADS["retrain"]
+                directory / layout.benchmark("retrain", trial=trial), THREADS["retrain"]
             )
             if seconds is not None:
                 retrain_seconds[trial] = seconds
@@ -547,7 +387,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         except (OSError, ValueError):
             winner = None
 
-    if not done("results/data/split/train_indices.npy") and not results:
+    if not done(layout.output("split_train_test", "train")) and not results:
         stage = "data"
     elif not search_done or ranked is None:
         stage = "search"
@@ -567,38 +407,45 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         # runs now (this run redoes it when its turn comes, under --rerun-incomplete)
         stale = running and run_started is not None and started < run_started - 1
         started = started if running and not stale else None
-        for pattern, rule in JOB_OUTPUTS:
-            if match := pattern.fullmatch(path):
-                trial = match.groupdict().get("trial")
-                log = JOB_LOGS[rule].format(**match.groupdict())
-                if stale:
-                    interrupted.append(Job(rule, trial, log, None, ""))
-                else:
-                    jobs.append(Job(rule, trial, log, started, *job_activity(directory / log)))
-                break
-        else:  # a rule this module does not know
-            if not OTHER_OUTPUTS.fullmatch(path) and not stale:
+        found = layout.rule_of(path)
+        if found is None:  # a file no rule of this workflow makes
+            if not stale:
                 jobs.append(Job("a job", None, "", started, f"writing {path}"))
+            continue
+        rule, name, wildcards = found
+        if name != next(iter(layout.outputs(rule, halving=True))):
+            continue  # one job per first output: its other outputs' markers are the same job
+        trial = wildcards.get("trial")
+        log = layout.log(rule, **wildcards)
+        if stale:
+            interrupted.append(Job(rule, trial, log, None, ""))
+        else:
+            jobs.append(Job(rule, trial, log, started, *job_activity(directory / log)))
     # Training jobs that left a log but no output and are not running: failed, or interrupted
     # before Snakemake marked them (Snakemake reruns them).
     marked = {job.trial for job in [*jobs, *interrupted]}
     stopped = interrupted + [
-        Job("cross_validate", trial, f"logs/search/cross_validate/{trial}.log", None, "")
+        Job("cross_validate", trial, layout.log("cross_validate", trial=trial), None, "")
         for trial in sorted(
             {
                 name.removesuffix(".log")
-                for name in _listing(directory / "logs/search/cross_validate")
+                for name in _listing(
+                    directory / Path(layout.log("cross_validate", trial="x")).parent
+                )
             }
             & set(trials) - set(results) - marked
         )
     ]
     stopped += [
-        Job("retrain", trial, f"logs/final/retrain/{trial}.log", None, "")
+        Job("retrain", trial, layout.log("retrain", trial=trial), None, "")
         for trial in sorted(
-            {name.removesuffix(".log") for name in _listing(directory / "logs/final/retrain")}
+            {
+                name.removesuffix(".log")
+                for name in _listing(directory / Path(layout.log("retrain", trial="x")).parent)
+            }
             & set([*candidates, *references]) - marked
         )
-        if not done(f"results/final/{trial}/metrics.json")
+        if not done(metrics_of(trial=trial))
     ]
 
     parts = []
@@ -682,11 +529,18 @@ def folds_epochs(search: dict) -> int:
     return int(search["max_epochs"])
 
 
+def _rung_folder(directory: Path, trial: str) -> Path:
+    """The folder of one trial's rung results (successive halving)."""
+    return (
+        directory / Path(layout.output("train_rung", "result").format(trial=trial, rung=0)).parent
+    )
+
+
 def _halving_results(directory: Path, markers: dict, trials: list[str]):
     """With successive halving: the trials that finished (completed, diverged or pruned) by
     the rungs' decisions, a completed one with its last rung's result; and per rung the
     finished rung jobs' times (benchmarks) and the trials each rung promoted."""
-    root = directory / "results/search/halving"
+    root = _rung_folder(directory, "x").parent
     decisions: dict[int, list[dict]] = {}
     for table in sorted(root.glob("batch*/rung*.tsv")):
         if str(table.relative_to(directory)) in markers:
@@ -716,7 +570,8 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
         rung = int(path.stem.removeprefix("rung"))
         entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "promoted": None})
         entry["done"] += 1
-        bench = directory / "benchmarks/search/train_rung" / path.parent.name / f"{path.stem}.tsv"
+        rung_number = path.stem.removeprefix("rung")
+        bench = directory / layout.benchmark("train_rung", trial=path.parent.name, rung=rung_number)
         if (seconds := benchmark_seconds(bench, THREADS["train_rung"])) is not None:
             entry["seconds"].append(seconds)
     for rung, rows in decisions.items():

@@ -1,6 +1,10 @@
-"""Snakemake's records of finished jobs (``.snakemake/metadata/``): one JSON file per output,
-named by the output's path in URL-safe base64, holding the job's rule, params, input checksums
-and times. Snakemake compares a planned job with them to decide what reruns.
+"""The one reader of what Snakemake keeps in a run folder: its records of finished jobs
+(``.snakemake/metadata/``: one JSON file per output, named by the output's path in URL-safe
+base64, holding the job's rule, params, input checksums and times; Snakemake compares a planned
+job with them to decide what reruns), the markers of running or interrupted jobs
+(``.snakemake/incomplete/``), its lock (``.snakemake/locks/``), its main log
+(``.snakemake/log/``) and the jobs' benchmark files. ``make progress``, the saved run state,
+the cost tables and the benchmarks read them through this module only.
 
 ``python -m mnist_mlp.records upgrade [RUN]`` keeps a run made before result versions: its
 records carry a hash of the code as their param, which the workflow no longer passes, so every
@@ -14,8 +18,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .io import write_text
@@ -63,6 +70,141 @@ def upgrade(run: Path) -> list[str]:
             write_text(path, json.dumps(record | {"params": params}))
             upgraded.append(output)
     return upgraded
+
+
+# --- the markers of running jobs, the lock, the main log, the benchmarks ----------------------
+
+
+def _shown(path: Path, directory: Path) -> str:
+    """``path`` relative to the working directory where it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(directory.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def incomplete_outputs(directory: Path) -> dict[str, float]:
+    """Outputs that Snakemake marks as incomplete (jobs running, or interrupted), with the
+    time each marker was written (the job's start). A marker's name is the output path in
+    URL-safe base64; names too long for the file system are cut into folders named "@<part>"."""
+    root = directory / ".snakemake" / "incomplete"
+    markers = {}
+    for folder, _, names in os.walk(root):
+        prefix = "".join(part.removeprefix("@") for part in Path(folder).relative_to(root).parts)
+        for name in names:
+            try:
+                path = base64.urlsafe_b64decode(prefix + name).decode()
+                started = os.stat(os.path.join(folder, name)).st_mtime
+            except (ValueError, UnicodeDecodeError, OSError):
+                continue  # not a marker ("migration_underway"), or removed since the listing
+            if os.path.isabs(path):
+                path = _shown(Path(path), directory)
+            markers[os.path.normpath(path)] = started
+    return markers
+
+
+def snakemake_running(directory: Path) -> bool:
+    """Whether a Snakemake process holds the working directory's lock."""
+    try:
+        return any((directory / ".snakemake" / "locks").iterdir())
+    except OSError:
+        return False
+
+
+def lock_time(directory: Path) -> float | None:
+    """When the running Snakemake took the working directory's lock: the oldest lock file's
+    modification time (it writes them once, before its first job; same clock as the markers)."""
+    try:
+        return min(path.stat().st_mtime for path in (directory / ".snakemake/locks").iterdir())
+    except (OSError, ValueError):
+        return None
+
+
+def job_seconds(wall: float, cpu: float | None, threads: int = 1) -> float:
+    """A finished job's time: the time it computed, not the time it waited (SIGSTOP, a laptop
+    asleep, other work on the machine). Snakemake samples a job's CPU time twice a second for
+    its first 15 s, then every 30 s, so the last sample misses up to 30 s: a one-thread job
+    computed its CPU seconds plus 15 s, at most its wall time. A job of more threads uses them
+    only in part, so its wall time counts unless it was clearly paused (under half a
+    core-second per second and thread); then its CPU seconds per thread plus 15 s."""
+    if not cpu or not cpu > 0:  # no sample (a job under a second), or no cpu_time column
+        return wall
+    if threads == 1 or cpu / threads < 0.5 * wall:
+        return min(wall, cpu / threads + 15)
+    return wall
+
+
+def benchmark_seconds(path, threads: int = 1) -> float | None:
+    """A finished job's time (``job_seconds``) from its Snakemake benchmark file."""
+    try:
+        with open(path, "rb") as handle:
+            header, row = handle.read().split(b"\n", 2)[:2]
+        names, values = header.split(b"\t"), row.split(b"\t")
+        seconds = float(values[names.index(b"s")])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        cpu_seconds = float(values[names.index(b"cpu_time")])
+    except (ValueError, IndexError):
+        cpu_seconds = None
+    return job_seconds(seconds, cpu_seconds, threads)
+
+
+def main_log(directory: Path) -> Path | None:
+    """The newest Snakemake log (their names are start times)."""
+    logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
+    return logs[-1] if logs else None
+
+
+@dataclass
+class LogFacts:
+    """What the main log says about parallelism and errors."""
+
+    cores: int | None = None
+    remote_nodes: int | None = None  # a cluster run: jobs at once, whatever their threads
+    gpus: int | None = None
+    errors: int = 0
+    steps: str | None = None  # "3 of 159 steps (2%) done"
+
+
+def read_main_log(path: Path | None) -> LogFacts:
+    facts = LogFacts()
+    if path is None:
+        return facts
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return facts
+    if match := re.search(r"^Provided cores: (\d+)", text, re.MULTILINE):
+        facts.cores = int(match.group(1))
+    if match := re.search(r"^Provided remote nodes: (\d+|unlimited)", text, re.MULTILINE):
+        facts.remote_nodes = sys.maxsize if match.group(1) == "unlimited" else int(match[1])
+    if match := re.search(r"^Provided resources: .*\bgpu=(\d+)", text, re.MULTILINE):
+        facts.gpus = int(match.group(1))
+    facts.errors = len(re.findall(r"^Error in rule ", text, re.MULTILINE))
+    steps = re.findall(r"^\d+ of \d+ steps \(\d+%\) done", text, re.MULTILINE)
+    facts.steps = steps[-1] if steps else None
+    return facts
+
+
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+
+
+def rule_spans(directory: Path) -> dict[str, tuple]:
+    """First start and last end (datetimes) of each rule's jobs over the run's main logs."""
+    from datetime import datetime
+
+    spans: dict[str, list] = {}
+    for log in sorted((Path(directory) / ".snakemake" / "log").glob("*.snakemake.log")):
+        stamp = None
+        for line in log.read_text(errors="replace").splitlines():
+            if match := STAMP.match(line.strip()):
+                stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+            elif stamp and (m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)):
+                spans.setdefault(m.group(1), []).append(stamp)
+            elif stamp and (m := re.match(r"^Finished jobid: \d+ \(Rule: (\w+)\)", line)):
+                spans.setdefault(m.group(1), []).append(stamp)
+    return {rule: (min(times), max(times)) for rule, times in spans.items()}
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,7 @@ import html
 import json
 from pathlib import Path
 
+from . import layout
 from .io import write_text
 from .stats import accuracy_interval
 
@@ -281,9 +282,9 @@ def front_page(workdir=".") -> dict | None:
     ranked and retrained. None before select_winner has run."""
     workdir = Path(workdir)
     paths = {
-        "winner": workdir / "results/winner/winner.json",
-        "ranking": workdir / "results/search/ranking.tsv",
-        "summary": workdir / "results/final/summary.tsv",
+        "winner": workdir / layout.output("select_winner", "winner"),
+        "ranking": workdir / layout.output("rank_trials", "ranking"),
+        "summary": workdir / layout.output("select_winner", "summary"),
     }
     if not all(path.exists() for path in paths.values()):
         return None
@@ -291,8 +292,8 @@ def front_page(workdir=".") -> dict | None:
     ranking = _read_tsv(paths["ranking"])
     summary = _read_tsv(paths["summary"])
     extra = {}
-    for name in ("ensemble", "comparison"):
-        path = workdir / f"results/winner/{name}.json"
+    for name, output in (("ensemble", "summary"), ("comparison", "comparison")):
+        path = workdir / layout.output("build_ensemble", output)
         extra[name] = json.loads(path.read_text()) if path.exists() else None
     return {
         "winner": winner,
@@ -321,8 +322,11 @@ def results_mismatch(config: dict, workdir=".") -> list[str]:
 
     workdir = Path(workdir)
     problems = []
-    run_config_path = workdir / "results/run_config.yaml"
-    if not run_config_path.exists() and (workdir / "results/winner/winner.json").exists():
+    run_config_path = workdir / layout.RESULTS_CONFIG
+    if (
+        not run_config_path.exists()
+        and (workdir / layout.output("select_winner", "winner")).exists()
+    ):
         problems.append(
             "results/run_config.yaml is missing: the last run did not end well or was given "
             "some targets only, so the results may come from several configurations. Run the "
@@ -337,7 +341,7 @@ def results_mismatch(config: dict, workdir=".") -> list[str]:
             for key in RESULT_KEYS
             if made_with.get(key) != config.get(key)
         ]
-    ranking = workdir / "results/search/ranking.tsv"
+    ranking = workdir / layout.output("rank_trials", "ranking")
     if ranking.exists():
         ranked = len(_read_tsv(ranking))
         if ranked != config["search"]["n_trials"]:

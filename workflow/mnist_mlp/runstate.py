@@ -43,13 +43,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from . import layout
 from .errors import UserFacingError
 from .io import atomic_write_bytes
 from .progress import incomplete_outputs
 from .records import METADATA, record_name, records, upgrade
 from .versions import legacy_upgrade
 
-REGENERATED = "results/data/"  # made again by the data stage, never carried
+# made again by the data stage, never carried: the folder of its outputs
+REGENERATED = str(Path(layout.output("download_mnist", "dataset")).parent) + "/"
 CARRIED_FOLDERS = ("benchmarks", ".snakemake/log")
 MANIFEST = "state.json"
 FORMAT = "mnist_mlp/state/2"
@@ -146,8 +148,8 @@ def save(
         names.update(
             str(path.relative_to(run)) for path in (run / folder).rglob("*") if path.is_file()
         )
-    if (run / "results/run_config.yaml").is_file():
-        names.add("results/run_config.yaml")
+    if (run / layout.RESULTS_CONFIG).is_file():
+        names.add(layout.RESULTS_CONFIG)
     contents = {name: (run / name).read_bytes() for name in sorted(names)}
     inputs = {}
     for record in outputs.values():
@@ -301,8 +303,8 @@ def _planned(source, state, manifest) -> dict[str, bytes]:
         wanted |= dict.fromkeys(str(METADATA / record_name(o)) for o in manifest["outputs"])
         for folder in CARRIED_FOLDERS:
             wanted |= dict.fromkeys(source.listing(folder + "/"))
-        if source.read("results/run_config.yaml") is not None:
-            wanted["results/run_config.yaml"] = None
+        if source.read(layout.RESULTS_CONFIG) is not None:
+            wanted[layout.RESULTS_CONFIG] = None
     for output in manifest["outputs"]:
         if output not in wanted:
             raise _Refused(state, output, "is an output the manifest does not carry")

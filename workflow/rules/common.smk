@@ -17,6 +17,8 @@ from mnist_mlp.config import (
 from mnist_mlp.io import read_json, read_tsv, write_text
 from mnist_mlp.records import legacy_records
 from mnist_mlp.report import front_page, results_mismatch
+from mnist_mlp import layout
+from mnist_mlp.constants import LAYER_NAMES, LAYERS
 from mnist_mlp.halving import budgets
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
@@ -71,9 +73,25 @@ if legacy := legacy_records(Path(".")):
     )
 
 ENV = "../../envs/mnist_mlp.yaml"
-MNIST = "results/data/mnist.npz"
-TRAIN_INDICES = "results/data/split/train_indices.npy"
-TEST_INDICES = "results/data/split/test_indices.npy"
+# Every path of a run comes from mnist_mlp.layout, the one table of the run folder.
+path, paths = layout.output, layout.outputs
+
+
+def log_of(rule):
+    return layout.RULES[rule].log
+
+
+def benchmark_of(rule):
+    return layout.RULES[rule].benchmark
+
+
+def threads_of(rule):
+    return layout.RULES[rule].threads
+
+
+MNIST = path("download_mnist", "dataset")
+TRAIN_INDICES = path("split_train_test", "train")
+TEST_INDICES = path("split_train_test", "test")
 SEARCH = config["search"]
 SPACE = sampled_space(SEARCH["space"])  # what the samplers draw from
 FIXED = fixed_settings(SEARCH["space"])  # a fixed batch_size: a setting of every training job
@@ -93,8 +111,7 @@ REFERENCES = reference_trials(config["final"]["references"])
 SEARCH_TITLE = ("TPE search" if TPE else "Random search") + (
     " with successive halving" if HALVING else ""
 )
-FIGURE_LAYERS = ("layer1", "layer2", "output")
-LAYER_LABELS = {"layer1": "hidden layer 1", "layer2": "hidden layer 2", "output": "output"}
+FIGURE_LAYERS, LAYER_LABELS = LAYERS, LAYER_NAMES
 # The report's categories, numbered so that they appear in the order of the pipeline.
 CATEGORIES = {
     "winner": "1. Winner",
@@ -194,15 +211,15 @@ def sampling_params():
 
 def proposals(wildcards):
     """Input of sample_trials: TPE's batches (none with the random sampler)."""
-    return [f"results/search/batches/batch{batch}.json" for batch in range(1, BATCHES)]
+    return [path("propose_trials", "batch").format(batch=b) for b in range(1, BATCHES)]
 
 
 def trial_result(trial, wildcards=None):
     """A trial's final result: its CV result, or with halving the rung where it finished or
     was pruned (known once that batch's rungs are decided)."""
     if not HALVING:
-        return f"results/search/cv/{trial}.json"
-    return f"results/search/halving/{trial}/rung{last_rung(trial)}.json"
+        return path("cross_validate", "cv").format(trial=trial)
+    return path("train_rung", "result").format(trial=trial, rung=last_rung(trial))
 
 
 def rung_decisions(batch, rung):
@@ -231,13 +248,14 @@ def previous_rung_state(wildcards):
     rung = int(wildcards.rung)
     if rung == 0:
         return []
-    return f"results/search/halving/{wildcards.trial}/rung{rung - 1}.state.pt"
+    return path("train_rung", "state").format(trial=wildcards.trial, rung=rung - 1)
 
 
 def rung_results(wildcards):
     """Input of promote_trials: the results of the trials that trained at this rung."""
     batch, rung = int(wildcards.batch), int(wildcards.rung)
-    return [f"results/search/halving/{t}/rung{rung}.json" for t in rung_trials(batch, rung)]
+    result = path("train_rung", "result")
+    return [result.format(trial=t, rung=rung) for t in rung_trials(batch, rung)]
 
 
 def batch_results(batch):
@@ -256,11 +274,9 @@ def result_histories(wildcards=None):
 
 # Tracking is an export of the tracked files (mnist_mlp.tracking): its rule runs when switched on.
 TRACKING = config["tracking"]
-TRACKING_OUTPUT = (
-    f"{TRACKING['directory']}/mlflow.db"
-    if TRACKING["backend"] == "mlflow"
-    else directory(f"{TRACKING['directory']}/tensorboard")
-)
+TRACKING_OUTPUT = layout.tracking_output(TRACKING)
+if TRACKING["backend"] == "tensorboard":
+    TRACKING_OUTPUT = directory(TRACKING_OUTPUT)
 
 
 def all_results(wildcards=None):
@@ -273,19 +289,14 @@ def rung_tables(wildcards=None):
     if not HALVING:
         return []
     return [
-        f"results/search/halving/batch{batch}/rung{rung}.tsv"
+        path("promote_trials", "decisions").format(batch=batch, rung=rung)
         for batch in range(BATCHES)
         for rung in range(len(RUNGS))
     ]
 
 
 def search_outputs():
-    return [
-        "results/search/trials.tsv",
-        "results/search/ranking.tsv",
-        "results/search/sorted_scores.dat",
-        "results/search/sorted_params.dat",
-    ]
+    return [*paths("sample_trials").values(), *paths("rank_trials", HALVING).values()]
 
 
 def retrained_trials(wildcards=None):
@@ -297,14 +308,18 @@ def retrained_trials(wildcards=None):
 
 
 def retrained(name):
-    """Input function: one file per retrained trial (model.pt, metrics.json, ...)."""
-    return lambda wildcards: [f"results/final/{trial}/{name}" for trial in retrained_trials()]
+    """Input function: one file per retrained trial (the retrain rule's output ``name``:
+    model, metrics, history)."""
+    pattern = path("retrain", name)
+    return lambda wildcards: [pattern.format(trial=trial) for trial in retrained_trials()]
 
 
 def candidates(name):
     """Input function: one file per retrained candidate (the references left out)."""
     return lambda wildcards: [
-        f"results/final/{trial}/{name}" for trial in retrained_trials() if trial not in REFERENCES
+        path("retrain", name).format(trial=trial)
+        for trial in retrained_trials()
+        if trial not in REFERENCES
     ]
 
 
@@ -323,36 +338,24 @@ def figure_params(*keys):
 
 
 def final_outputs():
-    return [
-        *([TRACKING_OUTPUT] if TRACKING["backend"] != "none" else []),
-        "results/search/study.db",
-        "results/search/importance.tsv",
-        "results/figures/importance.png",
-        "results/figures/parallel_coordinates.png",
-        "results/final/summary.tsv",
-        "results/winner/winner.json",
-        "results/winner/winning_net.dat",
-        "results/winner/ensemble.json",
-        "results/winner/comparison.json",
-        "results/winner/winner.pt2",
-        "results/winner/ensemble.pt2",
-        "results/figures/search_overview.png",
-        "results/figures/learning_curves.png",
-        "results/figures/gradient_ascent.json",
-        "results/report/winner.html",
-        "results/report/ranking.html",
-        "results/report/retrained.html",
-        *(["results/report/rungs.html"] if HALVING else []),
-        *expand("results/figures/receptive_fields_{layer}.png", layer=FIGURE_LAYERS),
-        *expand("results/figures/gradient_ascent_{layer}.png", layer=FIGURE_LAYERS),
+    """What a run ends with beyond the search: every output without wildcards of the final
+    stage and the figures (and the tracking export where it is on)."""
+    found = [
+        output
+        for rule in layout.RULES
+        if layout.RULES[rule].stage in ("final", "figures")
+        for output in paths(rule, HALVING).values()
+        if "{" not in output
     ]
+    found += [*paths("export_study").values()]
+    return found + ([TRACKING_OUTPUT] if TRACKING["backend"] != "none" else [])
 
 
 # The config of the run that started last (make progress reads it), and of the results: the
 # latter only once a run of the whole workflow has ended well, since a run cut short or given
 # some targets only may leave results of several configs (the report refuses them then).
-STARTED_CONFIG = "results/run_config.started.yaml"
-RESULTS_CONFIG = "results/run_config.yaml"
+STARTED_CONFIG = layout.STARTED_CONFIG
+RESULTS_CONFIG = layout.RESULTS_CONFIG
 
 
 def start_run():

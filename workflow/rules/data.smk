@@ -6,7 +6,7 @@ rule download_mnist:
     output:
         MNIST,
     log:
-        "logs/data/download_mnist.log",
+        log_of("download_mnist"),
     # first of all jobs: an offline machine or a wrong mnist_dir fails the run within seconds
     priority: 100
     params:
@@ -24,7 +24,7 @@ rule split_train_test:
         train=TRAIN_INDICES,
         test=TEST_INDICES,
     log:
-        "logs/data/split_train_test.log",
+        log_of("split_train_test"),
     priority: 100
     params:
         seed=config["seed"],

@@ -8,17 +8,17 @@ localrules:
 
 rule plot_search:
     input:
-        ranking="results/search/ranking.tsv",
-        summary="results/final/summary.tsv",
+        ranking=path("rank_trials", "ranking"),
+        summary=path("select_winner", "summary"),
     output:
         report(
-            "results/figures/search_overview.png",
+            path("plot_search", "figure"),
             caption="../report/search_overview.rst",
             category=CATEGORIES["search"],
             labels={"item": "CV loss against each hyper-parameter"},
         ),
     log:
-        "logs/figures/plot_search.log",
+        log_of("plot_search"),
     params:
         title=SEARCH_TITLE,
         version=result_version("plot_search"),
@@ -30,11 +30,11 @@ rule plot_search:
 
 rule plot_receptive_fields:
     input:
-        model="results/winner/winning_net.dat",
+        model=path("select_winner", "model"),
     output:
         **{
             layer: report(
-                f"results/figures/receptive_fields_{layer}.png",
+                path("plot_receptive_fields", layer),
                 caption="../report/receptive_fields.rst",
                 category=CATEGORIES["figures"],
                 subcategory="Receptive fields",
@@ -43,7 +43,7 @@ rule plot_receptive_fields:
             for layer in FIGURE_LAYERS
         },
     log:
-        "logs/figures/plot_receptive_fields.log",
+        log_of("plot_receptive_fields"),
     params:
         **figure_params("n_neurons", "output_neurons"),
         version=result_version("plot_receptive_fields"),
@@ -55,13 +55,13 @@ rule plot_receptive_fields:
 
 rule plot_gradient_ascent:
     input:
-        model="results/winner/winning_net.dat",
+        model=path("select_winner", "model"),
         data=MNIST,
         train=TRAIN_INDICES,
     output:
         **{
             layer: report(
-                f"results/figures/gradient_ascent_{layer}.png",
+                path("plot_gradient_ascent", layer),
                 caption="../report/gradient_ascent.rst",
                 category=CATEGORIES["figures"],
                 subcategory="Gradient ascent",
@@ -69,9 +69,9 @@ rule plot_gradient_ascent:
             )
             for layer in FIGURE_LAYERS
         },
-        stats="results/figures/gradient_ascent.json",
+        stats=path("plot_gradient_ascent", "stats"),
     log:
-        "logs/figures/plot_gradient_ascent.log",
+        log_of("plot_gradient_ascent"),
     params:
         settings=figure_params(),
         version=result_version("plot_gradient_ascent"),
@@ -83,17 +83,17 @@ rule plot_gradient_ascent:
 
 rule plot_learning_curves:
     input:
-        histories=retrained("history.tsv"),
-        winner="results/winner/winner.json",
+        histories=retrained("history"),
+        winner=path("select_winner", "winner"),
     output:
         report(
-            "results/figures/learning_curves.png",
+            path("plot_learning_curves", "figure"),
             caption="../report/learning_curves.rst",
             category=CATEGORIES["final"],
             labels={"item": "learning curves"},
         ),
     log:
-        "logs/figures/plot_learning_curves.log",
+        log_of("plot_learning_curves"),
     params:
         version=result_version("plot_learning_curves"),
     conda:
@@ -104,24 +104,24 @@ rule plot_learning_curves:
 
 rule plot_importance:
     input:
-        study="results/search/study.db",
-        ranking="results/search/ranking.tsv",
+        study=path("export_study", "study"),
+        ranking=path("rank_trials", "ranking"),
     output:
-        table="results/search/importance.tsv",
+        table=path("plot_importance", "table"),
         importance=report(
-            "results/figures/importance.png",
+            path("plot_importance", "importance"),
             caption="../report/importance.rst",
             category=CATEGORIES["search"],
             labels={"item": "importance of each hyper-parameter"},
         ),
         parallel=report(
-            "results/figures/parallel_coordinates.png",
+            path("plot_importance", "parallel"),
             caption="../report/parallel_coordinates.rst",
             category=CATEGORIES["search"],
             labels={"item": "parallel coordinates"},
         ),
     log:
-        "logs/figures/plot_importance.log",
+        log_of("plot_importance"),
     params:
         space=SPACE,
         top_k=config["final"]["top_k"],

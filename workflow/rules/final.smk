@@ -10,13 +10,13 @@ rule retrain:
         train=TRAIN_INDICES,
         test=TEST_INDICES,
     output:
-        model="results/final/{trial}/model.pt",
-        metrics="results/final/{trial}/metrics.json",
-        history="results/final/{trial}/history.tsv",
+        model=path("retrain", "model"),
+        metrics=path("retrain", "metrics"),
+        history=path("retrain", "history"),
     log:
-        "logs/final/retrain/{trial}.log",
+        log_of("retrain"),
     benchmark:
-        "benchmarks/final/retrain/{trial}.tsv"
+        benchmark_of("retrain")
     params:
         trial=hyperparameters,
         settings=training_settings("final"),
@@ -24,7 +24,7 @@ rule retrain:
     # One thread: two one-thread retrainings do 2.0x the work of one, a two-thread one 1.3x
     # (README, "Cost and speed"), and the results are the same. profiles/slurm sets 2, where all
     # 16 run at once and a thread more shortens the stage.
-    threads: 1
+    threads: threads_of("retrain")
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
@@ -37,15 +37,15 @@ rule retrain:
 
 rule select_winner:
     input:
-        metrics=retrained("metrics.json"),
-        models=retrained("model.pt"),
-        ranking="results/search/ranking.tsv",
+        metrics=retrained("metrics"),
+        models=retrained("model"),
+        ranking=path("rank_trials", "ranking"),
     output:
-        summary="results/final/summary.tsv",
-        winner="results/winner/winner.json",
-        model="results/winner/winning_net.dat",
+        summary=path("select_winner", "summary"),
+        winner=path("select_winner", "winner"),
+        model=path("select_winner", "model"),
     log:
-        "logs/final/select_winner.log",
+        log_of("select_winner"),
     params:
         version=result_version("select_winner"),
     conda:
@@ -56,17 +56,17 @@ rule select_winner:
 
 rule report_tables:
     input:
-        **({"rungs": "results/search/rungs.tsv"} if HALVING else {}),
-        ranking="results/search/ranking.tsv",
-        summary="results/final/summary.tsv",
-        winner="results/winner/winner.json",
-        ensemble="results/winner/ensemble.json",
-        comparison="results/winner/comparison.json",
+        **({"rungs": path("rank_trials", "rungs")} if HALVING else {}),
+        ranking=path("rank_trials", "ranking"),
+        summary=path("select_winner", "summary"),
+        winner=path("select_winner", "winner"),
+        ensemble=path("build_ensemble", "summary"),
+        comparison=path("build_ensemble", "comparison"),
     output:
         **(
             {
                 "rungs": report(
-                    "results/report/rungs.html",
+                    path("report_tables", "rungs"),
                     caption="../report/rungs.rst",
                     category=CATEGORIES["search"],
                     labels={"item": "successive halving's decisions"},
@@ -76,25 +76,25 @@ rule report_tables:
             else {}
         ),
         winner=report(
-            "results/report/winner.html",
+            path("report_tables", "winner"),
             caption="../report/winner.rst",
             category=CATEGORIES["winner"],
             labels={"item": "the winner and its accuracies"},
         ),
         ranking=report(
-            "results/report/ranking.html",
+            path("report_tables", "ranking"),
             caption="../report/ranking.rst",
             category=CATEGORIES["search"],
             labels={"item": "ranking of all trials"},
         ),
         retrained=report(
-            "results/report/retrained.html",
+            path("report_tables", "retrained"),
             caption="../report/summary.rst",
             category=CATEGORIES["final"],
             labels={"item": "retrained networks"},
         ),
     log:
-        "logs/report/report_tables.log",
+        log_of("report_tables"),
     params:
         version=result_version("report_tables"),
     conda:
@@ -107,19 +107,19 @@ rule build_ensemble:
     input:
         data=MNIST,
         test=TEST_INDICES,
-        models=candidates("model.pt"),
-        summary="results/final/summary.tsv",
-        ranking="results/search/ranking.tsv",
+        models=candidates("model"),
+        summary=path("select_winner", "summary"),
+        ranking=path("rank_trials", "ranking"),
     output:
-        ensemble="results/winner/ensemble.pt",
-        summary="results/winner/ensemble.json",
-        comparison="results/winner/comparison.json",
+        ensemble=path("build_ensemble", "ensemble"),
+        summary=path("build_ensemble", "summary"),
+        comparison=path("build_ensemble", "comparison"),
     log:
-        "logs/final/build_ensemble.log",
+        log_of("build_ensemble"),
     params:
         size=config["final"]["ensemble"],
         version=result_version("build_ensemble"),
-    threads: 1
+    threads: threads_of("build_ensemble")
     resources:
         mem_mb=3000,
     conda:
@@ -130,13 +130,13 @@ rule build_ensemble:
 
 rule export_models:
     input:
-        winner="results/winner/winning_net.dat",
-        ensemble="results/winner/ensemble.pt",
+        winner=path("select_winner", "model"),
+        ensemble=path("build_ensemble", "ensemble"),
     output:
-        winner="results/winner/winner.pt2",
-        ensemble="results/winner/ensemble.pt2",
+        winner=path("export_models", "winner"),
+        ensemble=path("export_models", "ensemble"),
     log:
-        "logs/final/export_models.log",
+        log_of("export_models"),
     params:
         version=result_version("export_models"),
     conda:
@@ -149,13 +149,13 @@ rule export_tracking:
     input:
         results=all_results,
         histories=result_histories,
-        ranking="results/search/ranking.tsv",
-        retrained=retrained("metrics.json"),
-        retrained_histories=retrained("history.tsv"),
+        ranking=path("rank_trials", "ranking"),
+        retrained=retrained("metrics"),
+        retrained_histories=retrained("history"),
     output:
         TRACKING_OUTPUT,
     log:
-        "logs/final/export_tracking.log",
+        log_of("export_tracking"),
     params:
         backend=config["tracking"]["backend"],
         version=result_version("export_tracking"),

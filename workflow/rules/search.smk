@@ -9,9 +9,9 @@ rule sample_trials:
     input:
         proposals,
     output:
-        "results/search/trials.tsv",
+        path("sample_trials", "trials"),
     log:
-        "logs/search/sample_trials.log",
+        log_of("sample_trials"),
     params:
         **sampling_params(),
         version=result_version("sample_trials"),
@@ -25,9 +25,9 @@ checkpoint propose_trials:
     input:
         earlier_results,
     output:
-        "results/search/batches/batch{batch}.json",
+        path("propose_trials", "batch"),
     log:
-        "logs/search/propose_trials/batch{batch}.log",
+        log_of("propose_trials"),
     params:
         seed=config["seed"],
         batch=lambda wildcards: int(wildcards.batch),
@@ -47,17 +47,17 @@ rule cross_validate:
         train=TRAIN_INDICES,
         proposal=proposal_of,
     output:
-        cv="results/search/cv/{trial}.json",
-        history="results/search/cv/{trial}.history.tsv",
+        cv=path("cross_validate", "cv"),
+        history=path("cross_validate", "history"),
     log:
-        "logs/search/cross_validate/{trial}.log",
+        log_of("cross_validate"),
     benchmark:
-        "benchmarks/search/cross_validate/{trial}.tsv"
+        benchmark_of("cross_validate")
     params:
         trial=hyperparameters,
         settings=training_settings("search"),
         version=result_version("cross_validate"),
-    threads: 1
+    threads: threads_of("cross_validate")
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
@@ -75,20 +75,20 @@ rule train_rung:
         proposal=proposal_of,
         previous=previous_rung_state,
     output:
-        result="results/search/halving/{trial}/rung{rung}.json",
-        history="results/search/halving/{trial}/rung{rung}.history.tsv",
-        state="results/search/halving/{trial}/rung{rung}.state.pt",
+        result=path("train_rung", "result"),
+        history=path("train_rung", "history"),
+        state=path("train_rung", "state"),
     log:
-        "logs/search/train_rung/{trial}/rung{rung}.log",
+        log_of("train_rung"),
     benchmark:
-        "benchmarks/search/train_rung/{trial}/rung{rung}.tsv"
+        benchmark_of("train_rung")
     params:
         trial=hyperparameters,
         settings=training_settings("search"),
         rung=lambda wildcards: int(wildcards.rung),
         budget=lambda wildcards: RUNGS[int(wildcards.rung)],
         version=result_version("train_rung"),
-    threads: 1
+    threads: threads_of("train_rung")
     resources:
         mem_mb=2000,
         gpu=GPUS_PER_TRAINING_JOB,
@@ -103,9 +103,9 @@ checkpoint promote_trials:
     input:
         rung_results,
     output:
-        "results/search/halving/batch{batch}/rung{rung}.tsv",
+        path("promote_trials", "decisions"),
     log:
-        "logs/search/promote_trials/batch{batch}/rung{rung}.log",
+        log_of("promote_trials"),
     params:
         eta=SEARCH["halving"]["eta"],
         last=lambda wildcards: int(wildcards.rung) == len(RUNGS) - 1,
@@ -121,12 +121,12 @@ checkpoint rank_trials:
         results=all_results,
         rungs=rung_tables,
     output:
-        **({"rungs": "results/search/rungs.tsv"} if HALVING else {}),
-        ranking="results/search/ranking.tsv",
-        sorted_scores="results/search/sorted_scores.dat",
-        sorted_params="results/search/sorted_params.dat",
+        **({"rungs": path("rank_trials", "rungs")} if HALVING else {}),
+        ranking=path("rank_trials", "ranking"),
+        sorted_scores=path("rank_trials", "sorted_scores"),
+        sorted_params=path("rank_trials", "sorted_params"),
     log:
-        "logs/search/rank_trials.log",
+        log_of("rank_trials"),
     params:
         version=result_version("rank_trials"),
     conda:
@@ -137,12 +137,12 @@ checkpoint rank_trials:
 
 rule export_study:
     input:
-        **({"rungs": "results/search/rungs.tsv"} if HALVING else {}),
+        **({"rungs": path("rank_trials", "rungs")} if HALVING else {}),
         results=all_results,
     output:
-        "results/search/study.db",
+        path("export_study", "study"),
     log:
-        "logs/search/export_study.log",
+        log_of("export_study"),
     params:
         space=SPACE,
         version=result_version("export_study"),

@@ -1,7 +1,9 @@
-"""A compact, committed copy of a run's results for readers: tables, the winner, the figures and
-the cost per stage (no models, no data).
+"""A compact, committed copy of a run's results for readers: tables, the winner, the ensemble,
+the figures and the cost per stage (no models, no data).
 
-    python bench/publish_run.py RUN_DIR docs/full_run [--top 15] [--readme README.md]
+    python -m mnist_mlp.publish RUN_DIR docs/full_run [--top 15] [--readme README.md]
+
+(``mnist-mlp run publish NAME`` calls it for a run of ``mnist_mlp.runs``.)
 
 RUN_DIR is a run's working directory. A run still in progress is published as far as it got:
 the trials cross-validated so far ranked among themselves (``ranking_so_far.tsv``), and the
@@ -26,30 +28,32 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow"))
+from . import layout
+from .io import read_json, read_table, write_table
+from .progress import THREADS, duration, load_config
+from .ranking import build_ranking
+from .records import job_seconds, rule_spans
 
-from mnist_mlp.io import read_json, read_table, write_table  # noqa: E402
-from mnist_mlp.progress import THREADS, duration, job_seconds, load_config  # noqa: E402
-from mnist_mlp.ranking import build_ranking  # noqa: E402
-
+# The results copied as they are (tables and the small JSON files; no networks, no data).
 COPIED = (
-    "results/search/trials.tsv",
-    "results/search/ranking.tsv",
-    "results/search/sorted_scores.dat",
-    "results/search/sorted_params.dat",
-    "results/final/summary.tsv",
-    "results/winner/winner.json",
-    "results/figures/gradient_ascent.json",
-    "results/run_config.yaml",
+    *layout.outputs("sample_trials").values(),
+    *layout.outputs("rank_trials", halving=True).values(),
+    layout.output("select_winner", "summary"),
+    layout.output("select_winner", "winner"),
+    layout.output("build_ensemble", "summary"),
+    layout.output("build_ensemble", "comparison"),
+    layout.output("plot_gradient_ascent", "stats"),
+    layout.output("plot_importance", "table"),
+    layout.RESULTS_CONFIG,
 )
-RANKING = "results/search/ranking.tsv"
-STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+RANKING = layout.output("rank_trials", "ranking")
+SUMMARY = layout.output("select_winner", "summary")
+WINNER = layout.output("select_winner", "winner")
 
-
-RESULTS = {  # each rule's result, which records the threads its job ran with
-    "cross_validate": "results/search/cv/{trial}.json",
-    "retrain": "results/final/{trial}/metrics.json",
+RESULTS = {  # each training rule's result, which records the threads its job ran with
+    "cross_validate": layout.output("cross_validate", "cv"),
+    "train_rung": layout.output("train_rung", "result"),
+    "retrain": layout.output("retrain", "metrics"),
 }
 
 
@@ -62,43 +66,39 @@ def number(text: str) -> float:
 
 def benchmarks(run: Path, rule: str) -> list[dict]:
     """Each finished job's benchmark row, its threads, and the time it computed."""
-    folder = "search" if rule == "cross_validate" else "final"
+    pattern = layout.benchmark(rule, trial="*", rung="*")
     rows = []
-    for path in sorted((run / "benchmarks" / folder / rule).glob("*.tsv")):
+    for path in sorted(run.glob(pattern)):
         with open(path, newline="") as handle:
             row = next(csv.DictReader(handle, delimiter="\t"), None)
         if row is None:
             continue  # written by a job that did not finish
         # "NA" where Snakemake took no sample (a job shorter than a second): NaN
+        relative = str(path.relative_to(run))
+        wildcards = _wildcards(layout.benchmark(rule, trial="{trial}", rung="{rung}"), relative)
         job = {
-            "trial": path.stem,
+            "trial": wildcards.get("trial", path.stem),
             **{key: number(row[key]) for key in ("s", "max_rss", "cpu_time")},
         }
-        result = run / RESULTS[rule].format(trial=path.stem)
+        result = run / RESULTS[rule].format(**wildcards)
         job["threads"] = int(read_json(result).get("threads", 1)) if result.exists() else 1
         job["computed"] = job_seconds(job["s"], job["cpu_time"], job["threads"])
         rows.append(job)
     return rows
 
 
-def stage_spans(run: Path) -> dict[str, tuple[datetime, datetime]]:
-    """First start and last end of each rule's jobs over the run's main logs."""
-    spans: dict[str, list[datetime]] = {}
-    for log in sorted((run / ".snakemake" / "log").glob("*.snakemake.log")):
-        stamp = None
-        for line in log.read_text(errors="replace").splitlines():
-            if match := STAMP.match(line.strip()):
-                stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
-            elif stamp and (m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)):
-                spans.setdefault(m.group(1), []).append(stamp)
-            elif stamp and (m := re.match(r"^Finished jobid: \d+ \(Rule: (\w+)\)", line)):
-                spans.setdefault(m.group(1), []).append(stamp)
-    return {rule: (min(times), max(times)) for rule, times in spans.items()}
+def _wildcards(pattern: str, path: str) -> dict[str, str]:
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
+    match = re.fullmatch(regex, path)
+    return match.groupdict() if match else {}
 
 
 def cost_table(run: Path) -> list[dict]:
     """Per training rule: its finished jobs' time, CPU time, peak memory and stage span."""
-    spans = stage_spans(run)
+    spans = rule_spans(run)
     rows = []
     for rule in RESULTS:
         jobs = benchmarks(run, rule)
@@ -166,7 +166,7 @@ FORMATS = {
 
 WIDTH = 95
 REPORT_ACCURACY = 0.9793  # the report's winner's test accuracy
-BEGIN = "<!-- full-run:begin (written by bench/publish_run.py --readme; edits here are lost) -->"
+BEGIN = "<!-- full-run:begin (written by mnist_mlp.publish --readme; edits here are lost) -->"
 BEGIN_PREFIX = "<!-- full-run:begin"
 END = "<!-- full-run:end -->"
 
@@ -235,7 +235,7 @@ def ranking_of(run: Path):
     run's own."""
     if (run / RANKING).exists():
         return read_table(run / RANKING), True
-    cv_paths = sorted((run / "results/search/cv").glob("t*.json"))
+    cv_paths = sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))
     finished = [read_json(p) for p in cv_paths if p.with_suffix(".history.tsv").exists()]
     return build_ranking(finished), False
 
@@ -244,13 +244,15 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
     """The README's part about the run: where it stands, the ranking, the retrained networks,
     the winner and its figures, the cost beside the projection. Image links start with
     ``prefix`` (the folder of the published copy as seen from where the text goes)."""
-    from mnist_mlp.progress import collect
+    from .progress import collect
 
     progress = collect(run)
     config, _ = load_config(run)
-    settings = run / "full_run.json"
-    starts = read_json(settings).get("starts", []) if settings.exists() else []
-    commit = read_json(settings)["commit"][:7] if settings.exists() else run.name
+    from .runs import settings_of
+
+    settings = settings_of(run)
+    starts = settings.get("starts", [])
+    commit = settings["commit"][:7] if settings else run.name
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = []
     counts = (
@@ -265,7 +267,7 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         parts.append(f"**Status: unfinished, {counts}** ({stamp}; Snakemake is not running).")
     devices = {
         read_json(path).get("device", "cpu")
-        for path in sorted((run / "results/search/cv").glob("t*.json"))[:5]
+        for path in sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))[:5]
     }
     where = f"Commit `{commit}`, {progress.cores} cores, device {'/'.join(sorted(devices))}"
     where += "".join(f"; {start}" for start in starts) + "."
@@ -286,7 +288,7 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         f"![The CV loss of the {len(ranking)} trials against each hyper-parameter]"
         f"({prefix}search_overview.png)"
     )
-    summary_path = run / "results/final/summary.tsv"
+    summary_path = run / SUMMARY
     if summary_path.exists():
         summary = read_table(summary_path)
         columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
@@ -299,7 +301,7 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
             "epochs on the whole training part), the winner marked:\n\n"
             + markdown_table(summary, columns, FORMATS)
         )
-        winner = read_json(run / "results/winner/winner.json")
+        winner = read_json(run / WINNER)
         accuracy = winner["test_accuracy"]
         versus = "above" if accuracy > REPORT_ACCURACY else "below"
         parts.append(
@@ -320,11 +322,11 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         ]
         parts += [f"![{text}]({prefix}{name})" for name, text in figures if (out / name).exists()]
     elif ranked and progress.retrained:  # the final stage in progress: the retrainings so far
-        from mnist_mlp.winner import candidates_table
+        from .winner import candidates_table
 
         metrics = {
             path.parent.name: read_json(path)
-            for path in sorted((run / "results/final").glob("*/metrics.json"))
+            for path in sorted(run.glob(layout.output("retrain", "metrics").format(trial="*")))
         }
         table = candidates_table(metrics, ranking).sort_values(["reference", "cv_loss"])
         columns = ["trial", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2"]
@@ -364,23 +366,21 @@ def main(argv=None) -> int:
     for name in COPIED:
         if (run / name).exists():
             shutil.copy2(run / name, out / Path(name).name)
-    for png in (run / "results" / "figures").glob("*.png"):
+    for png in (run / Path(layout.output("plot_search", "figure")).parent).glob("*.png"):
         shutil.copy2(png, out / png.name)
     ranking, ranked = ranking_of(run)
     if not ranked:
         write_table(ranking, out / "ranking_so_far.tsv")
     else:  # superseded by ranking.tsv
         (out / "ranking_so_far.tsv").unlink(missing_ok=True)
-    if (run / "results/final/summary.tsv").exists():
-        from mnist_mlp.figures import search_overview_stage
+    if (run / SUMMARY).exists():
+        from .figures import search_overview_stage
 
-        search_overview_stage(
-            run / RANKING, run / "results/final/summary.tsv", out / "search_overview.png"
-        )
+        search_overview_stage(run / RANKING, run / SUMMARY, out / "search_overview.png")
     else:  # no retrained trials and no winner yet: the trials so far
         import pandas as pd
 
-        from mnist_mlp.figures import plot_search_overview
+        from .figures import plot_search_overview
 
         nobody = pd.DataFrame({"trial": [], "reference": [], "winner": []}).astype(
             {"reference": bool, "winner": bool}

@@ -1,0 +1,79 @@
+"""One owner of the run folder's layout (mnist_mlp.layout): the rules, the tools and the report
+take every path from it, so that adding an output to a rule is one edit."""
+
+import re
+
+import pytest
+from conftest import REPO, copy_workflow, planned_jobs, run_snakemake
+
+from mnist_mlp import layout
+
+PACKAGE = REPO / "workflow" / "mnist_mlp"
+RULES = REPO / "workflow" / "rules"
+
+
+def literal_paths(text: str) -> list[str]:
+    """Quoted strings that are paths of a run (results/, logs/, benchmarks/ ...)."""
+    return re.findall(r"""["']((?:results|logs|benchmarks)/[\w/{}.\-]+)["']""", text)
+
+
+def test_the_rules_take_every_path_from_the_layout():
+    for path in sorted(RULES.glob("*.smk")):
+        assert literal_paths(path.read_text()) == [], path.name
+    assert literal_paths((REPO / "Snakefile").read_text()) == []
+
+
+def test_no_module_restates_a_rules_outputs_logs_or_benchmarks():
+    """Only layout.py names the files of a run; progress, the run state, the report, classify,
+    the tools in bench/ ask it."""
+    known = {
+        pattern
+        for entry in layout.RULES.values()
+        for pattern in (*entry.outputs.values(), *entry.only.values(), entry.log, entry.benchmark)
+        if pattern
+    }
+    for path in sorted([*PACKAGE.glob("*.py"), *(REPO / "bench").glob("*.py")]):
+        if path.name == "layout.py":
+            continue
+        named = [p for p in literal_paths(path.read_text()) if p in known]
+        assert named == [], f"{path.relative_to(REPO)} names {named}: ask mnist_mlp.layout"
+
+
+@pytest.mark.workflow
+def test_every_file_a_run_makes_is_known_by_its_rule(tiny_run):
+    """Snakemake's own plan of the whole tiny run (every job forced) against the layout: each
+    output of each job maps back to that job's rule, its log and benchmark are the layout's."""
+    workdir, configfile = tiny_run
+    plan = run_snakemake(workdir, configfile, "--dry-run", "--forceall").stdout
+    jobs = re.findall(
+        r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", plan, flags=re.MULTILINE
+    )
+    checked = set()
+    for rule, body in jobs:
+        if rule == "all":
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body, flags=re.MULTILINE))
+        wildcards = dict(re.findall(r"(\w+)=([^,]+)", fields.get("wildcards", "")))
+        for output in fields["output"].split(", "):
+            found = layout.rule_of(output)
+            assert found is not None and found[0] == rule, (rule, output)
+        assert fields["log"] == layout.log(rule, **wildcards), rule
+        if layout.RULES[rule].benchmark:
+            assert fields["benchmark"] == layout.benchmark(rule, **wildcards), rule
+        checked.add(rule)
+    assert {"cross_validate", "retrain", "select_winner", "plot_gradient_ascent"} <= checked
+
+
+@pytest.mark.workflow
+def test_adding_an_output_to_a_rule_is_one_edit(tiny_run, tmp_path):
+    """In a copy of the workflow, one line in layout.py gives select_winner an output more:
+    Snakemake plans the rule again for it, and nothing else needed an edit."""
+    (tmp_path / "code").mkdir()
+    snakefile = copy_workflow(tmp_path / "code")
+    copied = tmp_path / "code" / "workflow" / "mnist_mlp" / "layout.py"
+    source = copied.read_text()
+    anchor = '"model": "results/winner/winning_net.dat",'
+    assert anchor in source
+    copied.write_text(source.replace(anchor, anchor + ' "extra": "results/winner/extra.txt",'))
+    jobs = planned_jobs(*tiny_run, snakefile=snakefile)
+    assert jobs.get("select_winner") == 1
