@@ -25,10 +25,10 @@ from skorch.callbacks import Callback  # noqa: E402
 
 from mnist_mlp import training  # noqa: E402
 from mnist_mlp.data import (  # noqa: E402
+    download_mnist_stage,
     images_to_tensor,
     labels_to_tensor,
     load_mnist,
-    prepare_mnist,
     stratified_split,
 )
 from mnist_mlp.model import MLP  # noqa: E402
@@ -237,7 +237,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         mnist_path = Path(tmp) / "mnist.npz"
-        prepare_mnist(mnist_path, args.mnist_dir or None)
+        download_mnist_stage(mnist_path, args.mnist_dir or None)
         X, y = fold_tensors(mnist_path)
         print(f"torch {torch.__version__}, {args.threads} threads, fold of {len(X)} images")
         summary = {}

@@ -123,7 +123,7 @@ def synthetic_npz(synthetic_mnist, tmp_path_factory) -> Path:
 
     folder, md5 = synthetic_mnist
     path = tmp_path_factory.mktemp("synthetic_data") / "mnist.npz"
-    data.prepare_mnist(path, folder, expected_md5=md5)
+    data.download_mnist_stage(path, folder, expected_md5=md5)
     # the stages read only verified datasets: this one is the tests' own
     data.TRUSTED_DATASETS.add(data.sha256sum(path))
     return path
@@ -143,10 +143,10 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_npz(mnist_dir, tmp_path_factory) -> Path:
     """The workflow's dataset artifact, built once from the real MNIST."""
-    from mnist_mlp.data import prepare_mnist
+    from mnist_mlp.data import download_mnist_stage
 
     path = tmp_path_factory.mktemp("data") / "mnist.npz"
-    prepare_mnist(path, mnist_dir)
+    download_mnist_stage(path, mnist_dir)
     return path
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_mlp import data, io
-from mnist_mlp.data import MNIST_MD5, load_mnist, load_part, prepare_mnist, stratified_split
+from mnist_mlp.data import MNIST_MD5, download_mnist_stage, load_mnist, load_part, stratified_split
 from mnist_mlp.errors import UserFacingError
 from mnist_mlp.io import atomic_write_bytes, read_json, write_json, write_text
 
@@ -25,8 +25,8 @@ def test_the_dataset_file_holds_the_four_arrays_and_is_reproducible(
 ):
     folder, md5 = synthetic_mnist
     first, second = tmp_path / "a.npz", tmp_path / "b.npz"
-    prepare_mnist(first, folder, expected_md5=md5)
-    prepare_mnist(second, folder, expected_md5=md5)
+    download_mnist_stage(first, folder, expected_md5=md5)
+    download_mnist_stage(second, folder, expected_md5=md5)
     # same bytes: a recreated dataset reruns nothing downstream (checksums, not times)
     assert first.read_bytes() == second.read_bytes()
     arrays = load_mnist(first)
@@ -44,7 +44,7 @@ def test_every_stage_refuses_a_dataset_that_is_not_the_verified_one(synthetic_np
     from conftest import Paths
 
     from mnist_mlp import final, search
-    from mnist_mlp.data import save_npz, split_stage
+    from mnist_mlp.data import save_npz, split_train_test_stage
 
     arrays = load_mnist(synthetic_npz)
     arrays["train_labels"] = np.random.default_rng(0).permutation(arrays["train_labels"])
@@ -56,7 +56,9 @@ def test_every_stage_refuses_a_dataset_that_is_not_the_verified_one(synthetic_np
     settings = {"seed": 0, "device": "cpu", "folds": 2, "patience": 2, "max_epochs": 1}
     settings |= {"batch_size": 64}
     stages = {
-        "split": lambda: split_stage(swapped, tmp_path / "a.npy", tmp_path / "b.npy", 0.2, 0),
+        "split": lambda: split_train_test_stage(
+            swapped, tmp_path / "a.npy", tmp_path / "b.npy", 0.2, 0
+        ),
         "search": lambda: search.cross_validate_stage(
             swapped, tmp_path / "rows.npy", Paths(cv=tmp_path / "cv.json"), trial, settings, 1
         ),
@@ -99,7 +101,7 @@ def test_a_damaged_source_file_is_named_with_its_checksum(synthetic_mnist, tmp_p
     (local / name).write_bytes(bytes(content))  # uncompressed copies are accepted too
     output = tmp_path / "out" / "mnist.npz"
     with pytest.raises(UserFacingError, match=f"{name} has MD5 .* expected {md5[name]}"):
-        prepare_mnist(output, local, expected_md5=md5)
+        download_mnist_stage(output, local, expected_md5=md5)
     assert not output.exists()
     assert list(output.parent.iterdir()) == []  # no partial or scratch files left behind
 
@@ -109,9 +111,9 @@ def test_a_missing_file_or_folder_is_named(synthetic_mnist, tmp_path):
     local = _copy(folder, tmp_path / "mnist")
     (local / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(UserFacingError, match="t10k-images-idx3-ubyte.*missing"):
-        prepare_mnist(tmp_path / "mnist.npz", local, expected_md5=md5)
+        download_mnist_stage(tmp_path / "mnist.npz", local, expected_md5=md5)
     with pytest.raises(UserFacingError, match="not a folder"):
-        prepare_mnist(tmp_path / "mnist.npz", tmp_path / "nowhere", expected_md5=md5)
+        download_mnist_stage(tmp_path / "mnist.npz", tmp_path / "nowhere", expected_md5=md5)
 
 
 def test_a_corrupt_gzip_is_named(synthetic_mnist, tmp_path):
@@ -120,7 +122,7 @@ def test_a_corrupt_gzip_is_named(synthetic_mnist, tmp_path):
     packed = local / "t10k-labels-idx1-ubyte.gz"
     packed.write_bytes(packed.read_bytes()[:40])
     with pytest.raises(UserFacingError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip"):
-        prepare_mnist(tmp_path / "mnist.npz", local, expected_md5=md5)
+        download_mnist_stage(tmp_path / "mnist.npz", local, expected_md5=md5)
 
 
 def test_a_full_disk_is_reported_as_a_full_disk(synthetic_mnist, tmp_path, monkeypatch):
@@ -131,7 +133,7 @@ def test_a_full_disk_is_reported_as_a_full_disk(synthetic_mnist, tmp_path, monke
 
     monkeypatch.setattr(data.shutil, "copyfileobj", no_space)
     with pytest.raises(UserFacingError, match="no space left on the disk holding") as caught:
-        prepare_mnist(tmp_path / "mnist.npz", folder, expected_md5=md5)
+        download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
     assert "gzip" not in str(caught.value) and "Replace" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # no dataset, no scratch folder left behind
 
@@ -148,7 +150,7 @@ def test_a_killed_download_leaves_nothing_the_next_one_keeps(synthetic_mnist, tm
     stale = tmp_path / f"{data.SCRATCH_PREFIX}abc123" / "MNIST" / "raw"
     stale.mkdir(parents=True)
     (stale / "train-images-idx3-ubyte").write_bytes(b"half")
-    prepare_mnist(tmp_path / "mnist.npz", folder, expected_md5=md5)
+    download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
 
 

@@ -68,7 +68,7 @@ def test_the_dat_files_follow_the_ranking(tmp_path):
         sorted_scores=tmp_path / "scores.dat",
         sorted_params=tmp_path / "params.dat",
     )
-    ranking.rank_stage(paths, outputs)
+    ranking.rank_trials_stage(paths, outputs)
     assert outputs.sorted_scores.read_text() == "0.12345679\n0.3\nnan\n"
     lines = [json.loads(line) for line in outputs.sorted_params.read_text().splitlines()]
     assert [line["trial"] for line in lines] == ["t0000", "t0001", "t0002"]

@@ -64,7 +64,7 @@ def test_a_result_without_what_the_stages_read_is_named_and_set_aside(tmp_path, 
         sorted_params=tmp_path / "p.dat",
     )
     with pytest.raises(UserFacingError, match=f"t0000.json is damaged .*{named}") as err:
-        ranking.rank_stage([good, bad], outputs)
+        ranking.rank_trials_stage([good, bad], outputs)
     assert "Run the workflow again" in str(err.value)
     assert not bad.exists() and (tmp_path / "cv/t0000.json.damaged").exists()
     assert read_result(good)["trial"] == "t0001"  # a sound result is read as it is

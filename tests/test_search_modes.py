@@ -126,7 +126,7 @@ def test_the_rung_stage_writes_a_result_a_history_and_a_state(
         synthetic_npz, train_indices, second, trial, SETTINGS, 1, 9, 1, first.state
     )
     assert done["status"] in ("ok", "diverged") and "mean_loss" in done
-    table = search.promote_stage([second.result], tmp_path / "decisions.tsv", 3, last=True)
+    table = search.promote_trials_stage([second.result], tmp_path / "decisions.tsv", 3, last=True)
     assert table[0]["decision"] in ("complete", "diverged")
 
 
@@ -225,7 +225,7 @@ def test_the_importance_stage_writes_its_table_and_two_figures(tmp_path):
         importance=tmp_path / "importance.png",
         parallel=tmp_path / "parallel.png",
     )
-    found = study.importance_stage(
+    found = study.plot_importance_stage(
         tmp_path / "study.db", tmp_path / "ranking.tsv", SPACE, 5, outputs
     )
     assert outputs.table.read_text().splitlines()[1].startswith("lr\t")

@@ -53,7 +53,7 @@ def pipeline(synthetic_npz, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     split = Paths(train=root / "split/train.npy", test=root / "split/test.npy")
     (root / "split").mkdir()
-    data.split_stage(synthetic_npz, split.train, split.test, 0.2, seed=0)
+    data.split_train_test_stage(synthetic_npz, split.train, split.test, 0.2, seed=0)
     sampled = trials.sample_trials(0, N_TRIALS, SPACE)
     trials.write_trials_table(root / "trials.tsv", sampled)
     for tid, trial in sampled.items():
@@ -70,7 +70,7 @@ def pipeline(synthetic_npz, tmp_path_factory):
         sorted_scores=root / "sorted_scores.dat",
         sorted_params=root / "sorted_params.dat",
     )
-    table = ranking.rank_stage(sorted((root / "cv").glob("t*.json")), ranked)
+    table = ranking.rank_trials_stage(sorted((root / "cv").glob("t*.json")), ranked)
     retrained = table.loc[table["status"] == "ok", "trial"].head(TOP_K).tolist()
     for tid in retrained + [REFERENCE["trial"]]:
         trial = sampled.get(tid, REFERENCE)
@@ -98,7 +98,7 @@ def pipeline(synthetic_npz, tmp_path_factory):
         ranked.ranking,
         chosen,
     )
-    ensemble.ensemble_stage(
+    ensemble.build_ensemble_stage(
         synthetic_npz,
         split.test,
         [f / "model.pt" for f in folders],
@@ -111,26 +111,26 @@ def pipeline(synthetic_npz, tmp_path_factory):
         ),
         size=0,
     )
-    export.export_stage(
+    export.export_models_stage(
         chosen.model,
         root / "ensemble.pt",
         Paths(winner=root / "winner.pt2", ensemble=root / "ensemble.pt2"),
     )
     layers = figures.LAYERS
-    figures.receptive_fields_stage(
+    figures.plot_receptive_fields_stage(
         chosen.model, Paths({layer: root / f"fields_{layer}.png" for layer in layers}), 6, 10
     )
-    figures.gradient_ascent_stage(
+    figures.plot_gradient_ascent_stage(
         chosen.model,
         Paths({layer: root / f"ascent_{layer}.png" for layer in layers}, stats=root / "a.json"),
         FIGURES,
         figures.mean_training_image(synthetic_npz, split.train),
     )
-    figures.learning_curves_stage(
+    figures.plot_learning_curves_stage(
         [f / "history.tsv" for f in folders], chosen.winner, root / "curves.png"
     )
-    figures.search_overview_stage(ranked.ranking, chosen.summary, root / "search.png")
-    report.tables_stage(
+    figures.plot_search_stage(ranked.ranking, chosen.summary, root / "search.png")
+    report.report_tables_stage(
         ranked.ranking,
         chosen.summary,
         chosen.winner,

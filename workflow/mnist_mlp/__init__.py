@@ -1,10 +1,19 @@
-"""Random hyper-parameter search for an MNIST multi-layer perceptron.
+"""An MNIST multi-layer perceptron's hyper-parameter search, as a Snakemake workflow's package.
 
-Each Snakemake rule is a thin script that calls one stage function of this package: ``data``
-(download, split), ``trials`` (sampling), ``search`` (cross-validation, ranking), ``final``
-(retraining, the winner) and ``figures``; ``training`` and ``model`` are the one training
-routine and the one network they share. The modules the Snakefile imports when it plans a run
-(``trials``, ``config``, ``versions``, ``records``, ``io``) use the standard library only.
+Each rule is a thin script (``workflow/scripts/<rule>.py``) that calls ``<rule>_stage`` of one
+module: ``data`` (download_mnist, split_train_test), ``trials`` (the space, the random sampler;
+the sample_trials table), ``tpe`` (propose_trials), ``search`` (cross_validate, train_rung,
+promote_trials), ``ranking`` (rank_trials), ``study`` (export_study, plot_importance), ``final``
+(retrain), ``winner`` (select_winner), ``ensemble`` (build_ensemble), ``export``
+(export_models), ``tracking`` (export_tracking), ``report`` (report_tables) and ``figures`` (the
+plot_* rules). ``training`` and ``model`` are the one training routine and the one network
+they share; ``halving`` is successive halving's rungs and decisions; ``layout`` the run folder's
+files; ``records`` the one reader of Snakemake's own files; ``versions`` the result versions.
+Around the lab: ``progress`` (make progress), ``runstate`` (saved runs), ``runs`` and
+``publish`` (long runs and their publication), ``guard`` (the result versions' check),
+``classify`` (the winner on new images), ``cli`` (``mnist-mlp``). The modules the Snakefile
+imports when it plans a run (``config``, ``trials``, ``halving``, ``layout``, ``versions``,
+``records``, ``report``, ``io``) use the standard library and PyYAML only.
 """
 
 import os

@@ -112,7 +112,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def prepare_mnist(
+def download_mnist_stage(
     output: Path, mnist_dir: str | os.PathLike | None, expected_md5: dict[str, str] = MNIST_MD5
 ) -> None:
     """Rule download_mnist: fetch (download or local copy), verify by MD5 and store MNIST as
@@ -127,14 +127,14 @@ def prepare_mnist(
     for stale in output.parent.glob(f"{SCRATCH_PREFIX}*"):  # left by a killed download
         shutil.rmtree(stale, ignore_errors=True)
     try:
-        _prepare_mnist(output, mnist_dir, expected_md5)
+        _download_mnist(output, mnist_dir, expected_md5)
     except OSError as err:
         if err.errno == errno.ENOSPC:
             raise disk_full(err, output.parent) from err
         raise
 
 
-def _prepare_mnist(output: Path, mnist_dir, expected_md5) -> None:
+def _download_mnist(output: Path, mnist_dir, expected_md5) -> None:
     with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=output.parent) as tmp:
         root = Path(tmp)
         raw_dir = root / "MNIST" / "raw"  # where torchvision's MNIST looks for extracted files
@@ -242,7 +242,7 @@ def save_indices(path: str | os.PathLike, indices: np.ndarray) -> None:
     atomic_write_bytes(path, lambda handle: np.save(handle, indices.astype(np.int64)))
 
 
-def split_stage(mnist, train_path, test_path, test_fraction: float, seed: int):
+def split_train_test_stage(mnist, train_path, test_path, test_fraction: float, seed: int):
     """Rule split_train_test: the seeded, stratified split of the training images, saved as
     the row indices of each part."""
     labels = load_mnist(mnist)["train_labels"]

@@ -47,7 +47,9 @@ def members_by_cv(summary, ranking) -> list[str]:
     return [trial for trial in ranking["trial"] if trial in retrained]
 
 
-def ensemble_stage(data, test_indices, model_paths, summary_path, ranking_path, outputs, size):
+def build_ensemble_stage(
+    data, test_indices, model_paths, summary_path, ranking_path, outputs, size
+):
     """Rule build_ensemble: ``outputs.ensemble`` (the ensemble's network), ``outputs.summary``
     (its accuracies, those of the compared sizes, every candidate's with its interval) and
     ``outputs.comparison`` (the winner against the runner-up on the official test set)."""

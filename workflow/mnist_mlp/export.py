@@ -58,7 +58,7 @@ def export(model_path, output):
     return program
 
 
-def export_stage(winner_path, ensemble_path, outputs) -> None:
+def export_models_stage(winner_path, ensemble_path, outputs) -> None:
     """Rule export_models: ``outputs.winner`` and ``outputs.ensemble`` (``.pt2``)."""
     export(winner_path, outputs.winner)
     export(ensemble_path, outputs.ensemble)

@@ -309,7 +309,7 @@ RECEPTIVE_FIELD_TITLES = {
 }
 
 
-def receptive_fields_stage(model_path, outputs, n_neurons: int, output_neurons: int) -> None:
+def plot_receptive_fields_stage(model_path, outputs, n_neurons: int, output_neurons: int) -> None:
     """Rule plot_receptive_fields: one figure per layer (``outputs[layer]``)."""
     module, checkpoint = load_model(model_path)
     fields = receptive_fields(module)
@@ -339,7 +339,7 @@ def mean_training_image(data, train_indices) -> np.ndarray:
     return X.mean(dim=0).numpy()
 
 
-def gradient_ascent_stage(model_path, outputs, settings: dict, mean_image=None) -> dict:
+def plot_gradient_ascent_stage(model_path, outputs, settings: dict, mean_image=None) -> dict:
     """Rule plot_gradient_ascent: one figure per layer (``outputs[layer]``): the lab's clamped
     ascent, layer 1 beside its exact box maximiser, and the regularised ascent
     (``regularised_ascent``, from ``mean_image``, the mean training image), and what each
@@ -398,7 +398,7 @@ def gradient_ascent_stage(model_path, outputs, settings: dict, mean_image=None) 
     return stats
 
 
-def learning_curves_stage(history_paths, winner_path, output) -> None:
+def plot_learning_curves_stage(history_paths, winner_path, output) -> None:
     """Rule plot_learning_curves: every retrained trial's learning curves, the winner bold."""
     histories = {
         Path(path).parent.name: read_table(path).to_dict("records") for path in history_paths
@@ -503,6 +503,6 @@ def plot_search_overview(ranking, summary, path, title="Random search"):
     return fig
 
 
-def search_overview_stage(ranking_path, summary_path, output, title="Random search") -> None:
+def plot_search_stage(ranking_path, summary_path, output, title="Random search") -> None:
     """Rule plot_search: the search overview, with the retrained trials and the winner."""
     plot_search_overview(read_table(ranking_path), read_table(summary_path), output, title)

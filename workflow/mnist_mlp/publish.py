@@ -374,9 +374,9 @@ def main(argv=None) -> int:
     else:  # superseded by ranking.tsv
         (out / "ranking_so_far.tsv").unlink(missing_ok=True)
     if (run / SUMMARY).exists():
-        from .figures import search_overview_stage
+        from .figures import plot_search_stage
 
-        search_overview_stage(run / RANKING, run / SUMMARY, out / "search_overview.png")
+        plot_search_stage(run / RANKING, run / SUMMARY, out / "search_overview.png")
     else:  # no retrained trials and no winner yet: the trials so far
         import pandas as pd
 

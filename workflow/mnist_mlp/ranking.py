@@ -70,7 +70,7 @@ def write_ranking(table: pd.DataFrame, tsv, scores_dat, params_dat) -> None:
     write_text(params_dat, "\n".join(lines) + "\n")
 
 
-def rank_stage(result_paths, outputs, rung_tables=()) -> pd.DataFrame:
+def rank_trials_stage(result_paths, outputs, rung_tables=()) -> pd.DataFrame:
     """Rule rank_trials: the ranking and the report's two .dat files; with halving, every
     rung's decisions in one table (``outputs.rungs``)."""
     table = build_ranking([read_result(path) for path in result_paths])

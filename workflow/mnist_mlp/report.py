@@ -194,7 +194,7 @@ def _with_optional(columns, rows: list[dict], after: str, names) -> tuple:
     return (*columns[:at], *present, *columns[at:])
 
 
-def tables_stage(
+def report_tables_stage(
     ranking_path,
     summary_path,
     winner_path,

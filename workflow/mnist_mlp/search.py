@@ -73,7 +73,7 @@ def train_rung_stage(
     return result
 
 
-def promote_stage(result_paths, output, eta: int, last: bool) -> list[dict]:
+def promote_trials_stage(result_paths, output, eta: int, last: bool) -> list[dict]:
     """Rule promote_trials: one rung's decisions as a table (trial, rung, budget, score,
     decision)."""
     rows = decide([read_result(path) for path in result_paths], eta, last)

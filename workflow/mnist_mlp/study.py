@@ -265,7 +265,7 @@ def plot_parallel_coordinates(ranking, space: dict, top_k: int, path) -> None:
     save_png(fig, path, dpi=110)
 
 
-def importance_stage(study_path, ranking_path, space: dict, top_k: int, outputs) -> dict:
+def plot_importance_stage(study_path, ranking_path, space: dict, top_k: int, outputs) -> dict:
     """Rule plot_importance: the importance table and figure, and the parallel coordinates."""
     study = load(study_path)
     importance = importances(study)

@@ -85,7 +85,7 @@ def propose(seed: int, batch: int, first: int, size: int, space: dict, results: 
     return trials
 
 
-def propose_stage(result_paths, output, seed, batch, first, size, space) -> dict:
+def propose_trials_stage(result_paths, output, seed, batch, first, size, space) -> dict:
     """Rule propose_trials: batch ``batch`` of the TPE search as a JSON table of trials."""
     results = [read_result(path) for path in result_paths]
     trials = propose(seed, batch, first, size, space, results)

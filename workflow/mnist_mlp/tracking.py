@@ -177,7 +177,7 @@ def export_tensorboard(trials: list[dict], folder: Path) -> Path:
     return folder
 
 
-def export_stage(result_paths, ranking_path, retrained_dirs, backend: str, output) -> None:
+def export_tracking_stage(result_paths, ranking_path, retrained_dirs, backend: str, output) -> None:
     """Rule export_tracking: the tracked files in ``backend``'s form, at ``output`` (the MLflow
     store, or TensorBoard's folder)."""
     trials = gather(result_paths, ranking_path, retrained_dirs)

@@ -100,7 +100,12 @@ class TensorBatches:
 
 class StratifiedHoldout:
     """skorch ``train_split``: a seeded, stratified holdout of ``fraction`` of the data, kept as
-    tensors so that ``TensorBatches`` can slice them."""
+    tensors so that ``TensorBatches`` can slice them.
+
+    Not skorch's ``ValidSplit(5, stratified=True)``: that one hands back ``torch.utils.data.
+    Subset`` views, which skorch's loader reads row by row (what ``TensorBatches`` avoids), and
+    seeds its shuffle through ``random_state`` only when asked; here the split is a pair of
+    tensors, seeded by the config's seed, the same in every fold and rung of a trial."""
 
     def __init__(self, fraction: float, seed: int):
         self.fraction = fraction
@@ -195,13 +200,13 @@ def optimizer_options(name: str) -> dict:
 
 
 def make_classifier(
-    params: dict,
+    trial: dict,
     settings: TrainingSettings,
     log_prefix: str = "",
     monitor: Dataset | None = None,
     stopping: dict | None = None,
 ):
-    """The skorch classifier for one trial's hyper-parameters ``params`` (Nh1, Nh2,
+    """The skorch classifier for one trial's hyper-parameters ``trial`` (Nh1, Nh2,
     dropout, optimizer, lr, L2; batch_size where the trial draws it).
 
     With ``settings.patience`` it early-stops on a stratified internal validation split (the
@@ -212,7 +217,7 @@ def make_classifier(
     """
     if settings.patience is not None and monitor is not None:
         raise ValueError("monitoring runs for a fixed number of epochs: patience must be None")
-    optimizer = getattr(torch.optim, params["optimizer"])
+    optimizer = getattr(torch.optim, trial["optimizer"])
     callbacks = [EpochLog(log_prefix), StopOnDivergence()]
     if settings.patience is not None:
         callbacks.insert(0, ResumableEarlyStopping(patience=settings.patience, resume=stopping))
@@ -223,19 +228,19 @@ def make_classifier(
         train_split = None
     return NeuralNetClassifier(
         MLP,
-        module__n_hidden1=int(params["Nh1"]),
-        module__n_hidden2=int(params["Nh2"]),
-        module__dropout=float(params["dropout"]),
+        module__n_hidden1=int(trial["Nh1"]),
+        module__n_hidden2=int(trial["Nh2"]),
+        module__dropout=float(trial["dropout"]),
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=optimizer,
-        lr=float(params["lr"]),
-        optimizer__weight_decay=float(params["L2"]),
+        lr=float(trial["lr"]),
+        optimizer__weight_decay=float(trial["L2"]),
         **{
             f"optimizer__{key}": value
-            for key, value in optimizer_options(params["optimizer"]).items()
+            for key, value in optimizer_options(trial["optimizer"]).items()
         },
         max_epochs=settings.max_epochs,
-        batch_size=int(params.get("batch_size") or settings.batch_size),
+        batch_size=int(trial.get("batch_size") or settings.batch_size),
         iterator_train=TensorBatches,
         iterator_train__shuffle=True,
         iterator_valid=TensorBatches,
@@ -267,7 +272,7 @@ def evaluate(module: torch.nn.Module, X, y) -> tuple[float, float]:
 
 
 def fit_and_score(
-    params,
+    trial,
     settings,
     X_train,
     y_train,
@@ -290,7 +295,7 @@ def fit_and_score(
     """
     monitor = Dataset(X_eval, y_eval) if monitor_eval else None
     stopping = resume["stopping"] if resume else None
-    net = make_classifier(params, settings, log_prefix, monitor, stopping)
+    net = make_classifier(trial, settings, log_prefix, monitor, stopping)
     net.initialize()
     spent = 0.0
     if resume:  # the paused fit exactly as it was: weights, optimizer, history, random state
@@ -389,7 +394,7 @@ def fold_splits(settings: TrainingSettings, y, folds: int) -> list[tuple[np.ndar
 
 
 def cross_validate_trial(
-    params: dict, settings: TrainingSettings, X, y, folds: int, until=None, resume=None
+    trial: dict, settings: TrainingSettings, X, y, folds: int, until=None, resume=None
 ):
     """``cross_val_score``-style stratified k-fold CV of one trial on (X, y), scored by the
     held-out log loss, as the report's search.
@@ -410,11 +415,11 @@ def cross_validate_trial(
             states.append(previous)
             continue
         if previous is None:
-            torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, params["trial"], fold))
+            torch.manual_seed(derived_seed(settings.seed, _FIT_STREAM, trial["trial"], fold))
         train = torch.from_numpy(train).to(X.device)
         held_out = torch.from_numpy(held_out).to(X.device)
         net, record, state = fit_and_score(
-            params,
+            trial,
             settings,
             X[train],
             y[train],
@@ -439,16 +444,16 @@ def cross_validate_trial(
         last = next((i for i, r in enumerate(records) if r["status"] == "diverged"), None)
         kept = len(records) if last is None else last + 1
         history = [row for row in history if row["fold"] <= kept]
-        return summarize_folds(params, records[:kept]), history, None
-    return summarize_rung(params, records, history), history, states
+        return summarize_folds(trial, records[:kept]), history, None
+    return summarize_rung(trial, records, history), history, states
 
 
-def summarize_folds(params: dict, folds: list[dict]) -> dict:
+def summarize_folds(trial: dict, folds: list[dict]) -> dict:
     diverged = any(f["status"] == "diverged" for f in folds)
     losses = np.array([f["loss"] for f in folds])
     return {
-        "trial": params["trial"],
-        "params": {key: params[key] for key in hyperparameters_of(params)},
+        "trial": trial["trial"],
+        "params": {key: trial[key] for key in hyperparameters_of(trial)},
         "status": "diverged" if diverged else "ok",
         "mean_loss": math.nan if diverged else float(losses.mean()),
         "std_loss": math.nan if diverged else float(losses.std()),
@@ -458,7 +463,7 @@ def summarize_folds(params: dict, folds: list[dict]) -> dict:
     }
 
 
-def summarize_rung(params: dict, folds: list[dict], history: list[dict]) -> dict:
+def summarize_rung(trial: dict, folds: list[dict], history: list[dict]) -> dict:
     """A trial paused at a rung: its score is the mean over folds of the lowest validation loss
     so far (what early stopping watches; a finished fold counts with its whole curve)."""
     best = []
@@ -467,8 +472,8 @@ def summarize_rung(params: dict, folds: list[dict], history: list[dict]) -> dict
         finite = [loss for loss in losses if math.isfinite(loss)]
         best.append(min(finite) if finite else math.nan)
     return {
-        "trial": params["trial"],
-        "params": {key: params[key] for key in hyperparameters_of(params)},
+        "trial": trial["trial"],
+        "params": {key: trial[key] for key in hyperparameters_of(trial)},
         "status": "running",
         "score": float(np.mean(best)),
         "mean_epochs": float(np.mean([f["epochs"] for f in folds])),
@@ -476,15 +481,15 @@ def summarize_rung(params: dict, folds: list[dict], history: list[dict]) -> dict
     }
 
 
-def retrain_trial(params: dict, settings: TrainingSettings, train, test):
+def retrain_trial(trial: dict, settings: TrainingSettings, train, test):
     """Train one trial on the whole ``train`` part (X, y) for ``settings.max_epochs``, scoring
     the ``test`` part after every epoch for monitoring only, as the report did.
 
     Returns (module, record, history): the trained ``MLP``, the final test loss/accuracy record
     of ``fit_and_score``, and one row per epoch (train loss, test loss, test accuracy, seconds).
     """
-    torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, params["trial"]))
-    net, record, _ = fit_and_score(params, settings, *train, *test, monitor_eval=True)
+    torch.manual_seed(derived_seed(settings.seed, _RETRAIN_STREAM, trial["trial"]))
+    net, record, _ = fit_and_score(trial, settings, *train, *test, monitor_eval=True)
     history = [
         {
             "epoch": row["epoch"],

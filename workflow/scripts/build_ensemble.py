@@ -11,9 +11,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.ensemble import ensemble_stage
+from mnist_mlp.ensemble import build_ensemble_stage
 
-ensemble_stage(
+build_ensemble_stage(
     snakemake.input.data,
     snakemake.input.test,
     snakemake.input.models,

@@ -10,6 +10,6 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.export import export_stage
+from mnist_mlp.export import export_models_stage
 
-export_stage(snakemake.input.winner, snakemake.input.ensemble, snakemake.output)
+export_models_stage(snakemake.input.winner, snakemake.input.ensemble, snakemake.output)

@@ -11,9 +11,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.tracking import export_stage
+from mnist_mlp.tracking import export_tracking_stage
 
-export_stage(
+export_tracking_stage(
     snakemake.input.results,
     snakemake.input.ranking,
     sorted({str(Path(path).parent) for path in snakemake.input.retrained}),

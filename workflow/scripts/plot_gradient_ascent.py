@@ -10,9 +10,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.figures import gradient_ascent_stage, mean_training_image
+from mnist_mlp.figures import mean_training_image, plot_gradient_ascent_stage
 
-gradient_ascent_stage(
+plot_gradient_ascent_stage(
     snakemake.input.model,
     snakemake.output,
     snakemake.params.settings,

@@ -11,9 +11,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.study import importance_stage
+from mnist_mlp.study import plot_importance_stage
 
-importance_stage(
+plot_importance_stage(
     snakemake.input.study,
     snakemake.input.ranking,
     snakemake.params.space,

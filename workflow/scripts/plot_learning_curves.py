@@ -10,6 +10,6 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.figures import learning_curves_stage
+from mnist_mlp.figures import plot_learning_curves_stage
 
-learning_curves_stage(snakemake.input.histories, snakemake.input.winner, snakemake.output[0])
+plot_learning_curves_stage(snakemake.input.histories, snakemake.input.winner, snakemake.output[0])

@@ -10,9 +10,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.figures import receptive_fields_stage
+from mnist_mlp.figures import plot_receptive_fields_stage
 
-receptive_fields_stage(
+plot_receptive_fields_stage(
     snakemake.input.model,
     snakemake.output,
     snakemake.params.n_neurons,

@@ -10,8 +10,8 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.figures import search_overview_stage
+from mnist_mlp.figures import plot_search_stage
 
-search_overview_stage(
+plot_search_stage(
     snakemake.input.ranking, snakemake.input.summary, snakemake.output[0], snakemake.params.title
 )

@@ -10,6 +10,8 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.search import promote_stage
+from mnist_mlp.search import promote_trials_stage
 
-promote_stage(snakemake.input, snakemake.output[0], snakemake.params.eta, snakemake.params.last)
+promote_trials_stage(
+    snakemake.input, snakemake.output[0], snakemake.params.eta, snakemake.params.last
+)

@@ -10,10 +10,10 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.tpe import propose_stage
+from mnist_mlp.tpe import propose_trials_stage
 
 params = snakemake.params
-propose_stage(
+propose_trials_stage(
     snakemake.input,
     snakemake.output[0],
     params.seed,

@@ -11,6 +11,6 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.ranking import rank_stage
+from mnist_mlp.ranking import rank_trials_stage
 
-rank_stage(snakemake.input.results, snakemake.output, snakemake.input.rungs)
+rank_trials_stage(snakemake.input.results, snakemake.output, snakemake.input.rungs)

@@ -10,9 +10,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.report import tables_stage
+from mnist_mlp.report import report_tables_stage
 
-tables_stage(
+report_tables_stage(
     snakemake.input.ranking,
     snakemake.input.summary,
     snakemake.input.winner,

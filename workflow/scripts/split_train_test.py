@@ -10,9 +10,9 @@ from mnist_mlp.jobs import start_job
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
-from mnist_mlp.data import split_stage
+from mnist_mlp.data import split_train_test_stage
 
-split_stage(
+split_train_test_stage(
     snakemake.input[0],
     snakemake.output.train,
     snakemake.output.test,
