@@ -218,6 +218,46 @@ def plot_neuron_grids(panels, path, title: str):
     return fig
 
 
+SMOOTHING = 10  # epochs in the learning curves' running mean
+
+
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """At each point, the mean of the last ``window`` values (of those there are at the start)."""
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def label_ends(ax, ends: list[tuple[float, str, str]], epoch: int) -> None:
+    """Each line's name right of its end, moved apart vertically where ends crowd, with a leader
+    line to the end (16 curves end within 0.3 points of each other)."""
+    low, high = ax.get_ylim()
+    gap = (high - low) / 28  # one label's height at the overview's size
+    order = sorted(range(len(ends)), key=lambda i: ends[i][0])
+    placed: list[float] = []
+    for i in order:  # upwards, each at least a gap above the one below
+        y = max(ends[i][0], placed[-1] + gap) if placed else ends[i][0]
+        placed.append(y)
+    overflow = placed[-1] - (high - gap / 2) if placed else 0
+    if overflow > 0:  # the stack ran off the top: shift it down, keeping the gaps
+        placed = [y - overflow for y in placed]
+    x_text = epoch * 1.04
+    for i, y in zip(order, placed, strict=True):
+        value, name, colour = ends[i]
+        ax.annotate(
+            name,
+            (epoch, value),
+            xytext=(x_text, y),
+            textcoords="data",
+            fontsize=7,
+            color=colour,
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6},
+        )
+    ax.set_xlim(0, epoch * 1.16)
+
+
 def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path):
     """Every retrained trial's learning curves. Top: test-part accuracy of all of them, zoomed
     to the band their last epochs span (the 0.1-point differences that decide the winner), each
@@ -233,47 +273,42 @@ def plot_learning_curves(histories: dict[str, list[dict]], winner: str, path):
     fig = plt.figure(figsize=(3.3 * columns + 1.5, 4.2 + 2.1 * rows), constrained_layout=True)
     grid = fig.add_gridspec(1 + rows, columns, height_ratios=[2.0] + [1.0] * rows)
     overview = fig.add_subplot(grid[0, :])
-    colours = plt.get_cmap("tab20" if len(trials) > 10 else "tab10")
-    last = []
+    # every colour of the cycle but red, which marks the winner
+    many = len(trials) > 10
+    cycle = plt.get_cmap("tab20" if many else "tab10")
+    palette = [cycle(i) for i in range(cycle.N) if i not in ((6, 7) if many else (3,))]
+    last, ends, end_epoch = [], [], 0
     for index, trial in enumerate(trials):
         rows_ = histories[trial]
         epochs = [row["epoch"] for row in rows_]
-        accuracy = [row["test_accuracy"] for row in rows_]
+        accuracy = np.array([row["test_accuracy"] for row in rows_], dtype=float)
+        smooth = running_mean(accuracy, SMOOTHING)
         is_winner = trial == winner
-        colour = "tab:red" if is_winner else colours(index % colours.N)
-        overview.plot(
-            epochs,
-            accuracy,
-            color=colour,
-            lw=2.0 if is_winner else 0.9,
-            ls=":" if is_reference(trial) else "-",
-            zorder=3 if is_winner else 2,
-        )
-        overview.annotate(
-            trial + (" (winner)" if is_winner else ""),
-            (epochs[-1], accuracy[-1]),
-            xytext=(4, 0),
-            textcoords="offset points",
-            fontsize=7,
-            color=colour,
-            va="center",
-        )
+        colour = "tab:red" if is_winner else palette[index % len(palette)]
+        style = {"color": colour, "ls": ":" if is_reference(trial) else "-"}
+        # epoch-to-epoch noise (0.2-0.7 points) hides the order: the raw curve faint, its
+        # running mean drawn over it
+        overview.plot(epochs, accuracy, lw=0.6, alpha=0.25, zorder=1, **style)
+        width, order = (2.2, 3) if is_winner else (1.1, 2)
+        overview.plot(epochs, smooth, lw=width, zorder=order, **style)
+        ends.append((smooth[-1], trial + (" (winner)" if is_winner else ""), colour))
+        end_epoch = max(end_epoch, epochs[-1])
         tail = accuracy[-max(1, len(accuracy) // 6) :]
-        last += [min(tail), max(tail)] if not is_reference(trial) else []
+        last += [float(min(tail)), float(max(tail))] if not is_reference(trial) else []
     if last:  # the band of the candidates' last sixth of training, with a margin
         low, high = min(last), max(last)
         margin = max(0.002, (high - low) * 0.25)
         overview.set_ylim(low - margin, min(1.0, high + margin))
+    label_ends(overview, ends, end_epoch)
     overview.set_xlabel("epoch")
     overview.set_ylabel("accuracy on the 15 % test part")
     overview.set_title(
-        "Test-part accuracy of every retrained network (zoomed to the candidates' final band; "
-        "dotted: references)",
+        f"Test-part accuracy of every retrained network: running mean over {SMOOTHING} epochs "
+        "over the raw curve (faint), zoomed to the candidates' final band; dotted: references",
         fontsize=10,
     )
     overview.grid(True, alpha=0.3)
     overview.xaxis.set_major_locator(MaxNLocator(integer=True))
-    overview.margins(x=0.12)
     for index, trial in enumerate(trials):
         ax = fig.add_subplot(grid[1 + index // columns, index % columns])
         rows_ = histories[trial]
