@@ -272,7 +272,20 @@ def test_the_search_overview_and_learning_curves_draw_every_trial(pipeline, tmp_
     assert len(curves) >= 2 * len(histories)  # accuracy and loss of every retrained trial
     drawn = {tuple(line.get_ydata()) for line in curves}
     for rows in histories.values():
-        assert tuple(row["test_accuracy"] for row in rows) in drawn
+        accuracy = [row["test_accuracy"] for row in rows]
+        assert tuple(accuracy) in drawn  # the raw curve
+        assert tuple(figures.running_mean(accuracy, figures.SMOOTHING)) in drawn  # its mean
+    # every line named once at its end, the names apart even where the ends crowd
+    overview = fig.axes[0]
+    names = sorted(text.get_text().split()[0] for text in overview.texts)
+    assert names == sorted(histories)
+    heights = sorted(text.xyann[1] for text in overview.texts)
+    low, high = overview.get_ylim()
+    assert min(b - a for a, b in zip(heights, heights[1:], strict=False)) >= (high - low) / 29
+
+
+def test_the_running_mean_averages_the_last_epochs():
+    assert figures.running_mean([1.0, 3.0, 5.0, 7.0], 2).tolist() == [1.0, 2.0, 4.0, 6.0]
 
 
 def test_the_report_tables_show_the_answer(pipeline):
@@ -334,6 +347,19 @@ def test_the_winner_is_compared_with_the_runner_up_on_paired_predictions(pipelin
     p_value = mcnemar(comparison["only_winner_right"], comparison["only_runner_up_right"])
     assert comparison["mcnemar_p"] == pytest.approx(p_value)
     assert comparison["within_noise"] == (p_value >= 0.05)
+    # the ensemble against the winner, on the same images
+    members = read_json(pipeline / "ensemble.json")["members"]
+    probabilities = []
+    for trial in members:
+        module, _ = load_model(pipeline / "final" / trial / "model.pt")
+        probabilities.append(_official_probabilities(module, synthetic_npz)[0])
+    voted = (torch.stack(probabilities).mean(0).argmax(1) == labels).numpy()
+    against = comparison["ensemble"]
+    assert against["only_first_right"] == int((voted & ~first).sum())
+    assert against["only_second_right"] == int((first & ~voted).sum())
+    assert against["gap"] == pytest.approx(voted.mean() - first.mean())
+    p_value = mcnemar(against["only_first_right"], against["only_second_right"])
+    assert against["mcnemar_p"] == pytest.approx(p_value)
 
 
 EXPORTED = """

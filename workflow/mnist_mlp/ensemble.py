@@ -52,7 +52,8 @@ def build_ensemble_stage(
 ):
     """Rule build_ensemble: ``outputs.ensemble`` (the ensemble's network), ``outputs.summary``
     (its accuracies, those of the compared sizes, every candidate's with its interval) and
-    ``outputs.comparison`` (the winner against the runner-up on the official test set)."""
+    ``outputs.comparison`` (the winner against the runner-up, and the ensemble against the
+    winner, on the official test set)."""
     summary, ranking = read_table(summary_path), read_table(ranking_path)
     order = members_by_cv(summary, ranking)
     models = {path.split("/")[-2]: path for path in map(str, model_paths)}
@@ -99,9 +100,27 @@ def build_ensemble_stage(
         {key: result[key] for key in ("members", "rule", "official_test", "test_part")},
     )
     write_json(outputs.summary, result)
-    write_json(outputs.comparison, compare_winner(summary, probs, parts))
+    comparison = compare_winner(summary, probs, parts)
+    if comparison["winner"]:
+        winner_right = correct([comparison["winner"]], "official_test")
+        comparison["ensemble"] = paired(correct(chosen, "official_test"), winner_right)
+    write_json(outputs.comparison, comparison)
     log.info("ensemble of %d: %s", len(chosen), result["official_test"])
     return result
+
+
+def paired(first: np.ndarray, second: np.ndarray) -> dict:
+    """Two networks' right answers on the same images: the gap, the images only one got right,
+    McNemar's exact test, and whether the gap is within noise (p >= 0.05)."""
+    only_first, only_second = int((first & ~second).sum()), int((second & ~first).sum())
+    p_value = mcnemar(only_first, only_second)
+    return {
+        "gap": float(first.mean() - second.mean()),
+        "only_first_right": only_first,
+        "only_second_right": only_second,
+        "mcnemar_p": p_value,
+        "within_noise": bool(p_value >= 0.05),
+    }
 
 
 def compare_winner(summary, probs, parts) -> dict:

@@ -263,11 +263,12 @@ def report_tables_stage(
 
 
 def describe_comparison(comparison: dict) -> str:
-    """The winner against the runner-up, in one sentence (front page, README)."""
+    """The winner against the runner-up, and the ensemble against the winner (front page,
+    README)."""
     if not comparison.get("runner_up"):
         return "There was no runner-up to compare the winner with."
     verdict = "within noise" if comparison["within_noise"] else "more than noise"
-    return (
+    text = (
         f"On the official test set the winner {comparison['winner']} is "
         f"{comparison['official_gap'] * 100:+.2f} points from the runner-up "
         f"{comparison['runner_up']} (each right where the other is wrong on "
@@ -275,6 +276,16 @@ def describe_comparison(comparison: dict) -> str:
         f"{comparison['images']:,} images; McNemar's exact test p = "
         f"{comparison['mcnemar_p']:.2g}): {verdict}."
     )
+    ensemble = comparison.get("ensemble")
+    if ensemble:
+        verdict = "within noise" if ensemble["within_noise"] else "more than noise"
+        text += (
+            f" The ensemble is {ensemble['gap'] * 100:+.2f} points from the winner (right "
+            f"where the winner is wrong on {ensemble['only_first_right']} images, wrong where "
+            f"it is right on {ensemble['only_second_right']}; p = {ensemble['mcnemar_p']:.2g}): "
+            f"{verdict}."
+        )
+    return text
 
 
 def front_page(workdir=".") -> dict | None:

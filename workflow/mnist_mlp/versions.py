@@ -30,14 +30,16 @@ RESULT_VERSIONS = {
     "export_study": 1,
     "retrain": 1,
     "select_winner": 1,
-    "build_ensemble": 1,
+    "build_ensemble": 2,  # 2: the ensemble against the winner, paired (McNemar)
     "export_models": 1,
     "export_tracking": 1,
-    "report_tables": 2,  # 2: intervals, the ensemble, the runner-up; the config's order
+    "report_tables": 3,  # 2: intervals, the ensemble, the runner-up; the config's order;
+    # 3: the ensemble against the winner
     "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
     "plot_receptive_fields": 2,  # 2: one colour scale per figure, with its colour bar
     "plot_gradient_ascent": 2,  # 2: the regularised ascent beside the lab's; labelled values
-    "plot_learning_curves": 2,  # 2: a zoomed overview, one panel per trial, integer epochs
+    "plot_learning_curves": 3,  # 2: a zoomed overview, one panel per trial, integer epochs;
+    # 3: a 10-epoch running mean over the faint raw curves, labels kept apart
     "plot_importance": 1,
 }
 
