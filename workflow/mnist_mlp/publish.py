@@ -33,6 +33,8 @@ from .io import read_json, read_table, write_table
 from .progress import THREADS, duration, load_config
 from .ranking import build_ranking
 from .records import job_seconds, rule_spans
+from .report import describe_comparison
+from .stats import accuracy_interval
 
 # The results copied as they are (tables and the small JSON files; no networks, no data).
 COPIED = (
@@ -230,6 +232,60 @@ def projection(cost_rows: list[dict], progress) -> str:
     return "\n".join(lines)
 
 
+def answer_table(run: Path) -> str | None:
+    """The answer in one table: the winner, its runner-up, the CV's best, the ensembles and the
+    references, each accuracy with its 95 % interval on the images it was measured on (the
+    winner's test-part accuracy chose it, so it gets none)."""
+    if not (run / layout.output("build_ensemble", "summary")).exists():
+        return None
+    ensemble = read_json(run / layout.output("build_ensemble", "summary"))
+    comparison = read_json(run / layout.output("build_ensemble", "comparison"))
+    winner = read_json(run / WINNER)
+    summary = read_table(run / SUMMARY)
+    best_cv = summary[~summary["reference"]].sort_values("cv_loss").iloc[0]["trial"]
+    lines = [
+        "| network | what it is | official test set, 10,000 images: accuracy (95 % interval) "
+        "| test part, 9,000 images |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def interval(measured: dict) -> str:
+        low, high = accuracy_interval(measured["accuracy"], measured["images"])
+        return f"{measured['accuracy'] * 100:.2f} % ({low * 100:.2f}-{high * 100:.2f})"
+
+    roles = {winner["trial"]: "the winner (best on the test part)"}
+    if comparison.get("runner_up"):
+        roles.setdefault(comparison["runner_up"], "the runner-up on the test part")
+    roles.setdefault(best_cv, "the best in cross-validation")
+    for trial, role in roles.items():
+        measured = ensemble["candidates"][trial]
+        part = measured["test_part"]
+        shown = (
+            f"{part['accuracy'] * 100:.2f} % (it chose the winner: biased, no interval)"
+            if trial == winner["trial"]
+            else interval(part)
+        )
+        lines.append(f"| {trial} | {role} | {interval(measured['official_test'])} | {shown} |")
+    for variant in ensemble["variants"]:
+        members = variant["members"]
+        name = f"ensemble of {len(members)}"
+        what = f"{variant['rule']} ({', '.join(members) if len(members) <= 5 else 'all'})"
+        if members == ensemble["members"]:
+            name, what = f"**{name}**", f"{what}; the default (`final.ensemble`)"
+        lines.append(
+            f"| {name} | mean softmax of {what} | {interval(variant['official_test'])} | "
+            f"{interval(variant['test_part'])} |"
+        )
+    for row in summary[summary["reference"]].to_dict("records"):
+        official = {"accuracy": row["official_test_accuracy"], "images": 10_000}
+        part = {"accuracy": row["test_accuracy"], "images": 9_000}
+        lines.append(
+            f"| {row['trial']} | a reference, never eligible | {interval(official)} | "
+            f"{interval(part)} |"
+        )
+    return "\n".join(lines) + "\n\n" + describe_comparison(comparison)
+
+
 def ranking_of(run: Path):
     """The run's ranking, or the finished trials ranked among themselves; and whether it is the
     run's own."""
@@ -240,40 +296,79 @@ def ranking_of(run: Path):
     return build_ranking(finished), False
 
 
-def section(run: Path, out: Path, prefix: str, top: int) -> str:
-    """The README's part about the run: where it stands, the ranking, the retrained networks,
-    the winner and its figures, the cost beside the projection. Image links start with
-    ``prefix`` (the folder of the published copy as seen from where the text goes)."""
-    from .progress import collect
+FIGURES = (  # (file, alt text) in the order a reader wants them
+    ("learning_curves.png", "Learning curves of the retrained networks"),
+    ("receptive_fields_layer1.png", "Receptive fields, first hidden layer"),
+    ("receptive_fields_layer2.png", "Receptive fields, second hidden layer"),
+    ("receptive_fields_output.png", "Receptive fields, output neurons"),
+    ("gradient_ascent_layer1.png", "Gradient ascent, first hidden layer"),
+    ("gradient_ascent_layer2.png", "Gradient ascent, second hidden layer"),
+    ("gradient_ascent_output.png", "Gradient ascent, output neurons"),
+)
+HEADLINE_FIGURE = (
+    "gradient_ascent_output.png",
+    "What each output neuron of the winner responds to",
+)
 
-    progress = collect(run)
-    config, _ = load_config(run)
-    from .runs import settings_of
 
-    settings = settings_of(run)
-    starts = settings.get("starts", [])
-    commit = settings["commit"][:7] if settings else run.name
+def status_line(run: Path, progress) -> str:
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    parts = []
     counts = (
         f"{progress.cross_validated} of {progress.trials} trials cross-validated, "
         f"{progress.retrained} of {progress.retrainings} retrainings done"
     )
     if progress.stage == "done":
-        parts.append(f"**Status: finished** ({stamp}).")
-    elif progress.running:
-        parts.append(f"**Status: in progress, {counts} ({stamp}).**")
-    else:
-        parts.append(f"**Status: unfinished, {counts}** ({stamp}; Snakemake is not running).")
+        return f"**Status: finished** (published {stamp})."
+    if progress.running:
+        return f"**Status: in progress, {counts} ({stamp}).**"
+    return f"**Status: unfinished, {counts}** ({stamp}; Snakemake is not running)."
+
+
+def provenance(run: Path, progress) -> str:
+    from .runs import settings_of
+
+    settings = settings_of(run)
+    commit = settings["commit"][:7] if settings else run.name
     devices = {
         read_json(path).get("device", "cpu")
         for path in sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))[:5]
     }
     where = f"Commit `{commit}`, {progress.cores} cores, device {'/'.join(sorted(devices))}"
-    where += "".join(f"; {start}" for start in starts) + "."
-    if prefix:
-        where += f" Published copy: [{prefix}]({prefix}summary.md)."
-    parts.append(where)
+    where += "".join(f"; {start}" for start in settings.get("starts", []))
+    if settings.get("restored"):
+        where += f"; restored first: {settings['restored']}"
+    return where + "."
+
+
+def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) -> str:
+    """The text about the run. Full (``summary.md``): where it stands and where it ran, the
+    answer, the ranking, the retrained networks, the figures, the cost beside the projection.
+    Compact (the README): where it stands, the answer and one figure, a link to the full text.
+    Image links start with ``prefix`` (the published copy's folder as seen from the text)."""
+    from .progress import collect
+
+    progress = collect(run)
+    config, _ = load_config(run)
+    parts = [status_line(run, progress)]
+    answer = answer_table(run)
+    if compact:
+        if answer:
+            parts.append(answer)
+        if (out / HEADLINE_FIGURE[0]).exists():
+            parts.append(f"![{HEADLINE_FIGURE[1]}]({prefix}{HEADLINE_FIGURE[0]})")
+        parts.append(
+            f"The ranking, every retrained network, all the figures, the cost per stage and "
+            f"where the run ran: [{prefix}summary.md]({prefix}summary.md)."
+        )
+        return wrap(parts)
+    parts.append(provenance(run, progress))
+    if (out / "provenance.md").exists():
+        parts.append("How this run came to be, step by step: [provenance.md](provenance.md).")
+    if answer:
+        parts.append(
+            "The answer: each accuracy with its 95 % interval (Wilson) on the images it was "
+            "measured on.\n\n" + answer
+        )
     ranking, ranked = ranking_of(run)
     so_far = "" if ranked else f" of the {len(ranking)} cross-validated so far"
     shown = ranking.head(top)
@@ -288,39 +383,29 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         f"![The CV loss of the {len(ranking)} trials against each hyper-parameter]"
         f"({prefix}search_overview.png)"
     )
+    if (out / "importance.png").exists():
+        parts.append(f"![Which hyper-parameters mattered (fANOVA)]({prefix}importance.png)")
     summary_path = run / SUMMARY
     if summary_path.exists():
         summary = read_table(summary_path)
+        summary["official_95_ci"] = [
+            "{:.2f}-{:.2f} %".format(*(100 * x for x in accuracy_interval(a, 10_000)))
+            if a == a
+            else "-"
+            for a in summary["official_test_accuracy"]
+        ]
         columns = ["trial", "winner", "reference", "Nh1", "Nh2", "dropout", "optimizer", "lr"]
-        columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy"]
+        columns += ["L2", "cv_loss", "test_accuracy", "official_test_accuracy", "official_95_ci"]
         columns += ["whole_dataset_accuracy"]
         references = len(config["final"].get("references") or {})
         parts.append(
             f"The retrained networks (the top {config['final']['top_k']} and "
             f"{references} reference{'s' * (references != 1)}, {config['final']['epochs']} "
-            "epochs on the whole training part), the winner marked:\n\n"
+            "epochs on the whole training part), the winner marked; the test part chose the "
+            "winner, so its accuracy there is optimistic, the official test set's is not:\n\n"
             + markdown_table(summary, columns, FORMATS)
         )
-        winner = read_json(run / WINNER)
-        accuracy = winner["test_accuracy"]
-        versus = "above" if accuracy > REPORT_ACCURACY else "below"
-        parts.append(
-            f"The winner, {winner['trial']}, reaches **{accuracy:.2%}** on the held-out "
-            f"{config['test_fraction'] * 100:g} % "
-            f"test part: {abs(accuracy - REPORT_ACCURACY) * 100:.2f} points {versus} the "
-            f"report's 97.93 %; on the official test set, which chose nothing, "
-            f"{winner['official_test_accuracy']:.2%}."
-        )
-        figures = [
-            ("learning_curves.png", "Learning curves of the retrained networks"),
-            ("receptive_fields_layer1.png", "Receptive fields, first hidden layer"),
-            ("receptive_fields_layer2.png", "Receptive fields, second hidden layer"),
-            ("receptive_fields_output.png", "Receptive fields, output neurons"),
-            ("gradient_ascent_layer1.png", "Gradient ascent, first hidden layer"),
-            ("gradient_ascent_layer2.png", "Gradient ascent, second hidden layer"),
-            ("gradient_ascent_output.png", "Gradient ascent, output neurons"),
-        ]
-        parts += [f"![{text}]({prefix}{name})" for name, text in figures if (out / name).exists()]
+        parts += [f"![{text}]({prefix}{name})" for name, text in FIGURES if (out / name).exists()]
     elif ranked and progress.retrained:  # the final stage in progress: the retrainings so far
         from .winner import candidates_table
 
@@ -339,7 +424,11 @@ def section(run: Path, out: Path, prefix: str, top: int) -> str:
         )
     table = projection(cost_table(run), progress)
     parts.append("**Cost**, from the finished jobs' `benchmarks/`:\n\n" + table)
-    # paragraphs wrapped as the rest of the README; tables and images as they are
+    return wrap(parts)
+
+
+def wrap(parts: list[str]) -> str:
+    """Paragraphs wrapped as the rest of the README; tables and images as they are."""
     paragraphs = "\n\n".join(parts).split("\n\n")
     wrapped = [p if p.startswith(("|", "!")) else textwrap.fill(p, WIDTH) for p in paragraphs]
     return "\n\n".join(wrapped) + "\n"
@@ -391,7 +480,7 @@ def main(argv=None) -> int:
     (out / "summary.md").write_text(title + section(run, out, "", args.top))
     if args.readme:
         prefix = f"{Path(os.path.relpath(out.resolve(), args.readme.resolve().parent))}/"
-        splice(args.readme, section(run, out, prefix, args.top))
+        splice(args.readme, section(run, out, prefix, args.top, compact=True))
     print((out / "summary.md").read_text())
     return 0
 
