@@ -233,3 +233,12 @@ def test_the_importance_stage_writes_its_table_and_two_figures(tmp_path):
     for name in ("importance", "parallel"):
         image = matplotlib.image.imread(outputs[name])
         assert image[..., :3].std() > 0.05
+
+
+def test_the_parallel_coordinates_mark_each_power_of_ten_on_log_axes():
+    # lr over 10**U(-4, -1): the ends and the decades between
+    ticks = study._ticks(-4.0, -1.0, logarithmic=True)
+    assert [label for _, label in ticks] == ["0.0001", "0.001", "0.01", "0.1"]
+    assert [position for position, _ in ticks] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    linear = study._ticks(50.0, 600.0, logarithmic=False)
+    assert [label for _, label in linear] == ["50", "325", "600"]

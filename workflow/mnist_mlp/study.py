@@ -192,16 +192,27 @@ def _axis_values(column, declared):
         lookup = dict(zip(choices, positions, strict=True))
         return column.map(lookup).to_numpy(), list(zip(positions, map(str, choices), strict=True))
     values = column.to_numpy(dtype=float)
-    transform = np.log10 if kind == "loguniform" else (lambda x: x)
+    logarithmic = kind == "loguniform"
+    transform = np.log10 if logarithmic else (lambda x: x)
     low, high = transform(np.nanmin(values)), transform(np.nanmax(values))
     span = (high - low) or 1.0
-    ticks = [(0.0, f"{np.nanmin(values):.3g}"), (1.0, f"{np.nanmax(values):.3g}")]
-    return (transform(values) - low) / span, ticks
+    return (transform(values) - low) / span, _ticks(low, high, logarithmic)
+
+
+def _ticks(low: float, high: float, logarithmic: bool) -> list[tuple[float, str]]:
+    """The axis's ends and, between them, each power of ten (log axes) or the middle."""
+    span = (high - low) or 1.0
+    ends = [low, high]
+    inner = range(math.ceil(low + 0.15 * span), math.floor(high - 0.15 * span) + 1)
+    between = [float(d) for d in inner] if logarithmic else [(low + high) / 2]
+    values = sorted({*ends, *between}) if high > low else [low]
+    shown = (lambda v: f"{10**v:.3g}") if logarithmic else (lambda v: f"{v:.3g}")
+    return [((v - low) / span, shown(v)) for v in values]
 
 
 def plot_parallel_coordinates(ranking, space: dict, top_k: int, path) -> None:
     """One line per trial across the drawn hyper-parameters and the CV loss, coloured by the
-    loss (log scale); the best ``top_k`` drawn on top, thick; pruned trials grey."""
+    loss (log scale); the best ``top_k`` drawn on top in red; pruned trials grey."""
     import numpy as np
     from matplotlib.colors import LogNorm
 
@@ -222,7 +233,7 @@ def plot_parallel_coordinates(ranking, space: dict, top_k: int, path) -> None:
         loss_axis = np.where(
             finite, (np.log10(np.where(finite, loss, 1)) - low) / ((high - low) or 1), np.nan
         )
-        ticks.append([(0.0, f"{norm.vmin:.3g}"), (1.0, f"{norm.vmax:.3g}")])
+        ticks.append(_ticks(low, high, logarithmic=True))
     else:
         loss_axis = np.full(len(loss), np.nan)
         ticks.append([])
@@ -236,8 +247,8 @@ def plot_parallel_coordinates(ranking, space: dict, top_k: int, path) -> None:
             ax.plot(
                 x,
                 matrix[row],
-                color=cmap(norm(loss[row])),
-                lw=2.2 if row in best else 0.8,
+                color="tab:red" if row in best else cmap(norm(loss[row])),
+                lw=1.8 if row in best else 0.8,
                 alpha=0.95 if row in best else 0.5,
                 zorder=3 if row in best else 2,
             )
@@ -258,8 +269,8 @@ def plot_parallel_coordinates(ranking, space: dict, top_k: int, path) -> None:
         fig.colorbar(mappable, ax=ax, label="mean held-out loss (CV)", pad=0.02)
     pruned = int((ranking["status"] == "pruned").sum())
     ax.set_title(
-        f"Every trial across its hyper-parameters: best {min(top_k, int(finite.sum()))} thick"
-        + (f", {pruned} pruned in grey" if pruned else "")
+        f"Every trial across its hyper-parameters: the best {min(top_k, int(finite.sum()))} "
+        "in red" + (f", {pruned} pruned in grey" if pruned else "")
     )
     fig.tight_layout()
     save_png(fig, path, dpi=110)
