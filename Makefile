@@ -4,7 +4,8 @@
 # and around them:
 #   make test-fast       the fast tier: synthetic data, in-process, no Snakemake (< 1 min)
 #   make progress        where a running or finished run stands, and the time left
-#   make report          the HTML report of the last run (with its own config), and a picture
+#   make summary         the HTML summary of the last run (Snakemake's report, with the run's
+#                        own config) and a picture of its front page; `make report`: the same
 #   make bench           training speed and orchestration figures
 #   make lint            snakemake --lint, snakefmt, ruff
 #   make guard           result versions: each stage computes what its version says (~3 min)
@@ -22,7 +23,7 @@ BENCH_ARGS ?=
 RUN_CONFIG := results/run_config.yaml
 FAST := not workflow and not mnist and not slurm
 
-.PHONY: run test test-fast progress report bench lint guard clean
+.PHONY: run test test-fast progress summary report bench lint guard clean
 
 # The venv: the pinned requirements, then this project's package (editable, so that
 # `import mnist_mlp` works anywhere and follows the code).
@@ -46,11 +47,14 @@ test-fast: $(STAMP)
 progress: $(STAMP)
 	$(PYTHON) -m mnist_mlp.cli progress --cores $(CORES) $(PROGRESS_ARGS)
 
-# the report of the results in results/, made with the config they were made with
-report: $(STAMP)
-	$(PYTHON) -m snakemake --report results/report.html \
+# the HTML summary of the results in results/ (Snakemake's --report), made with the config
+# they were made with
+summary: $(STAMP)
+	$(PYTHON) -m snakemake --report results/summary.html \
 		$(if $(wildcard $(RUN_CONFIG)),--configfile $(RUN_CONFIG)) $(ARGS)
-	$(PYTHON) -m mnist_mlp.report results/report.html results/report.png
+	$(PYTHON) -m mnist_mlp.report results/summary.html results/summary.png
+
+report: summary
 
 bench: $(STAMP)
 	$(PYTHON) bench/training_speed.py $(BENCH_ARGS)

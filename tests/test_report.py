@@ -14,7 +14,7 @@ pytestmark = pytest.mark.workflow
 
 @pytest.fixture(scope="module")
 def report(tiny_run):
-    """The report, made as `make report` makes it: with results/run_config.yaml only."""
+    """The HTML summary, made as `make summary` makes it: with results/run_config.yaml only."""
     workdir, _ = tiny_run
     run_snakemake(workdir, workdir / "results/run_config.yaml", "--report", "results/report.html")
     return workdir / "results/report.html"
@@ -84,4 +84,4 @@ def test_a_report_with_another_config_is_refused(tiny_run, report, tmp_path):
     message = result.stdout + result.stderr
     assert result.returncode != 0 and not (tmp_path / "r.html").exists()
     assert "were not made with this configuration" in message
-    assert "search.n_trials" in message and "make report" in message
+    assert "search.n_trials" in message and "make summary" in message

@@ -342,7 +342,7 @@ def results_mismatch(config: dict, workdir=".") -> list[str]:
             "results/run_config.yaml is missing: the last run did not end well or was given "
             "some targets only, so the results may come from several configurations. Run the "
             "whole workflow to the end with the config you want reported (the last run's is "
-            "results/run_config.started.yaml), then make the report."
+            "results/run_config.started.yaml), then make the HTML summary (`make summary`)."
         )
     if run_config_path.exists():
         made_with = yaml.safe_load(run_config_path.read_text())
@@ -413,7 +413,7 @@ def render(report_html, screenshot=None, size=(1400, 1000), timeout=120) -> str:
 
 def main(argv=None) -> int:
     """``python -m mnist_mlp.report REPORT.html PICTURE.png``: a picture of the report's front
-    page, as a headless Chromium shows it (``make report`` runs it)."""
+    page, as a headless Chromium shows it (``make summary`` runs it)."""
     import sys
 
     report_html, picture = argv if argv is not None else sys.argv[1:]

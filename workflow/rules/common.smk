@@ -52,7 +52,7 @@ if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
         raise WorkflowError(
             "the results in results/ were not made with this configuration:\n  "
             + "\n  ".join(mismatch)
-            + "\nMake the report with the run's own configuration: `make report` (it reads "
+            + "\nMake the HTML summary with the run's own configuration: `make summary` (it reads "
             "results/run_config.yaml), or give the same --configfile/--config as the run."
         )
     config["report_front_page"] = front_page()
