@@ -305,10 +305,6 @@ FIGURES = (  # (file, alt text) in the order a reader wants them
     ("gradient_ascent_layer2.png", "Gradient ascent, second hidden layer"),
     ("gradient_ascent_output.png", "Gradient ascent, output neurons"),
 )
-HEADLINE_FIGURE = (
-    "gradient_ascent_output.png",
-    "What each output neuron of the winner responds to",
-)
 
 
 def status_line(run: Path, progress) -> str:
@@ -343,7 +339,8 @@ def provenance(run: Path, progress) -> str:
 def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) -> str:
     """The text about the run. Full (``summary.md``): where it stands and where it ran, the
     answer, the ranking, the retrained networks, the figures, the cost beside the projection.
-    Compact (the README): where it stands, the answer and one figure, a link to the full text.
+    Compact (the README, whose first screen shows a figure already): where it stands, the
+    answer, a link to the full text.
     Image links start with ``prefix`` (the published copy's folder as seen from the text)."""
     from .progress import collect
 
@@ -354,8 +351,6 @@ def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) 
     if compact:
         if answer:
             parts.append(answer)
-        if (out / HEADLINE_FIGURE[0]).exists():
-            parts.append(f"![{HEADLINE_FIGURE[1]}]({prefix}{HEADLINE_FIGURE[0]})")
         parts.append(
             f"The ranking, every retrained network, all the figures, the cost per stage and "
             f"where the run ran: [{prefix}summary.md]({prefix}summary.md)."
