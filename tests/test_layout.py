@@ -77,3 +77,34 @@ def test_adding_an_output_to_a_rule_is_one_edit(tiny_run, tmp_path):
     copied.write_text(source.replace(anchor, anchor + ' "extra": "results/winner/extra.txt",'))
     jobs = planned_jobs(*tiny_run, snakefile=snakefile)
     assert jobs.get("select_winner") == 1
+
+
+def _readme_layout() -> str:
+    readme = (REPO / "README.md").read_text()
+    return readme.split("## Layout", 1)[1].split("```", 2)[1]
+
+
+def test_the_readmes_layout_section_matches_the_tree():
+    """Every path the README's layout names exists, every tracked top-level folder and every
+    module of the package is named there."""
+    import subprocess
+
+    block = _readme_layout()
+    named = []
+    for line in block.splitlines():
+        if line and not line.startswith(" "):
+            named += [p.strip() for p in re.split(r"\s{2,}", line, maxsplit=1)[0].split(",")]
+    for pattern in named:
+        if pattern != "runs/":  # not tracked: made by `mnist-mlp run`
+            assert list(REPO.glob(pattern.rstrip("/"))), f"README layout names {pattern}"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
+    folders = {path.split("/")[0] for path in tracked if "/" in path and not path.startswith(".")}
+    listed = {pattern.split("/")[0] for pattern in named}
+    assert folders <= listed, f"not in the README's layout: {sorted(folders - listed)}"
+    words = set(re.findall(r"\w+", block))
+    modules = {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    assert modules <= words, f"modules the README's layout omits: {sorted(modules - words)}"
+    docs = {path.stem for path in (REPO / "docs").glob("*.md")}
+    assert docs <= words, f"docs the README's layout omits: {sorted(docs - words)}"
