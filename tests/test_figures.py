@@ -57,3 +57,13 @@ def test_gradient_ascent_reaches_the_box_maximiser_of_a_layer1_neuron():
     assert stats["largest_decrease"] == 0.0
     assert stats["pixels_equal_to_box_maximiser"] >= 0.99
     assert stats["activation_reached"] == trace[-1].tolist()
+
+
+def test_the_best_so_far_figure_draws_each_searchs_running_minimum(tmp_path):
+    import pandas as pd
+
+    random = pd.DataFrame({"trial": ["t0000", "t0001", "t0002"], "mean_loss": [0.5, 0.7, 0.2]})
+    tpe = pd.DataFrame({"trial": ["t0001", "t0000", "t0002"], "mean_loss": [0.3, 0.9, np.nan]})
+    fig = figures.plot_best_so_far({"random": random, "tpe": tpe}, tmp_path / "best.png")
+    lines = {line.get_label(): line.get_ydata().tolist() for line in fig.axes[0].get_lines()}
+    assert lines == {"random": [0.5, 0.5, 0.2], "tpe": [0.9, 0.3, 0.3]}

@@ -541,3 +541,23 @@ def plot_search_overview(ranking, summary, path, title="Random search"):
 def plot_search_stage(ranking_path, summary_path, output, title="Random search") -> None:
     """Rule plot_search: the search overview, with the retrained trials and the winner."""
     plot_search_overview(read_table(ranking_path), read_table(summary_path), output, title)
+
+
+def plot_best_so_far(rankings: dict, path):
+    """The best CV loss after n trials (in trial order: the order a sampler proposed them) of
+    each search, one line each, log scale. Returns the figure (closed)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    for label, ranking in rankings.items():
+        ordered = ranking.sort_values("trial")
+        loss = ordered["mean_loss"].to_numpy(dtype=float)
+        best = np.fmin.accumulate(np.where(np.isfinite(loss), loss, np.inf))
+        ax.step(np.arange(1, len(best) + 1), best, where="post", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("trials so far (in the order they were proposed)")
+    ax.set_ylabel("best mean held-out loss (CV)")
+    ax.set_title("The best CV loss after n trials (one seed each: one draw)")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend()
+    save_png(fig, path)
+    return fig

@@ -173,6 +173,22 @@ BEGIN_PREFIX = "<!-- full-run:begin"
 END = "<!-- full-run:end -->"
 
 
+def measured_cells(row: dict) -> tuple[str, ...]:
+    """A training rule's measured cells of the cost table."""
+    mean = row["job_s_less_pauses_sum"] / row["jobs"]
+    return (
+        f"{row['jobs']} ({row['threads']} thread{'s' * (row['threads'] != '1')} each)",
+        f"{mean:,.0f} s, {row['job_s_less_pauses_median']:,.0f} s, "
+        f"{row['job_s_less_pauses_min']:,.0f}-{row['job_s_less_pauses_max']:,.0f} s; "
+        f"{row['core_hours_less_pauses']} core-hours in all",
+        f"{row['cpu_hours']} h",
+        f"{row['peak_rss_mb_max']:,} MB",
+        f"{duration(row['stage_wall_s'])} (first start to last end, pauses included)"
+        if row["stage_wall_s"] != ""
+        else "",
+    )
+
+
 def projection(cost_rows: list[dict], progress) -> str:
     """The cost table: each stage measured so far beside the whole protocol's projection (its
     jobs times the mean core-seconds of the finished ones once all have finished, else times
@@ -186,11 +202,21 @@ def projection(cost_rows: list[dict], progress) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     total = 0.0
-    stages = (
+    stages = [
         ("cross_validate", "search", progress.trials),
         ("retrain", "final", progress.retrainings),
-    )
+    ]
+    if "train_rung" in measured:  # successive halving: rungs instead of CV jobs
+        stages[0] = ("train_rung", "search", None)
     for rule, part, count in stages:
+        if count is None:  # as many jobs as the rungs' decisions make: no projection
+            row = measured[rule]
+            total += row["core_s_less_pauses_sum"]
+            lines.append(
+                f"| `{rule}` | " + " | ".join(measured_cells(row)) + " | the jobs the rungs "
+                f"made, measured: **{row['core_s_less_pauses_sum'] / 3600:.1f} core-hours** |"
+            )
+            continue
         row = measured.get(rule)
         if row:
             per = row["core_s_less_pauses_sum"] / row["jobs"]
@@ -199,18 +225,7 @@ def projection(cost_rows: list[dict], progress) -> str:
                 # the first to finish are the small networks: the rest by their own estimates
                 per = estimates[part] * THREADS[rule]
                 basis = f"{row['jobs']} measured, the rest estimated by `make progress`"
-            mean = row["job_s_less_pauses_sum"] / row["jobs"]
-            cells = (
-                f"{row['jobs']} ({row['threads']} thread{'s' * (row['threads'] != '1')} each)",
-                f"{mean:,.0f} s, {row['job_s_less_pauses_median']:,.0f} s, "
-                f"{row['job_s_less_pauses_min']:,.0f}-{row['job_s_less_pauses_max']:,.0f} s; "
-                f"{row['core_hours_less_pauses']} core-hours in all",
-                f"{row['cpu_hours']} h",
-                f"{row['peak_rss_mb_max']:,} MB",
-                f"{duration(row['stage_wall_s'])} (first start to last end, pauses included)"
-                if row["stage_wall_s"] != ""
-                else "",
-            )
+            cells = measured_cells(row)
         else:
             per = estimates.get(part)
             per = per * THREADS[rule] if per is not None else None
@@ -429,6 +444,77 @@ def wrap(parts: list[str]) -> str:
     return "\n\n".join(wrapped) + "\n"
 
 
+def search_core_hours(run: Path) -> float:
+    """The core-hours of a run's search: its CV jobs, or its halving rungs."""
+    rows = [row for row in cost_table(run) if row["rule"] in ("cross_validate", "train_rung")]
+    return sum(row["core_s_less_pauses_sum"] for row in rows) / 3600
+
+
+def candidates_by_cv(summary):
+    """The retrained candidates (no references), best CV loss first."""
+    return summary[~summary["reference"]].sort_values("cv_loss")
+
+
+def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
+    """This run against a reference run of the same trials or budget (the full run): search
+    cost, what the search found, what its retrained top k reach. With another sampler, also
+    the best CV loss after n trials of each (``best_so_far.png``)."""
+    ranking, ref_ranking = read_table(run / RANKING), read_table(reference / RANKING)
+    config, _ = load_config(run)
+    ref_config, _ = load_config(reference)
+    ours, theirs = search_core_hours(run), search_core_hours(reference)
+    kept = len(set(ranking.head(top)["trial"]) & set(ref_ranking.head(top)["trial"]))
+    rows = [
+        (
+            "search",
+            f"{config['search']['sampler']}, pruning {config['search']['pruning']}",
+            f"{ref_config['search']['sampler']}, pruning {ref_config['search']['pruning']}",
+        ),
+        ("trials", str(len(ranking)), str(len(ref_ranking))),
+        ("search cost (core-hours)", f"{ours:.2f} ({ours / theirs:.0%})", f"{theirs:.2f}"),
+        (
+            "best CV loss (trial)",
+            f"{ranking['mean_loss'].min():.4f} ({ranking.iloc[0]['trial']})",
+            f"{ref_ranking['mean_loss'].min():.4f} ({ref_ranking.iloc[0]['trial']})",
+        ),
+        (f"of the reference's best {top}, in this run's best {top}", f"{kept}", f"{top}"),
+    ]
+    if (run / SUMMARY).exists():
+        mine = candidates_by_cv(read_table(run / SUMMARY))
+        k = len(mine)
+        ref = candidates_by_cv(read_table(reference / SUMMARY)).head(k)
+        rows.append(
+            (
+                f"official accuracy, mean of the top {k} by CV retrained",
+                f"{mine['official_test_accuracy'].mean():.2%} ({', '.join(mine['trial'])})",
+                f"{ref['official_test_accuracy'].mean():.2%} ({', '.join(ref['trial'])})",
+            )
+        )
+        winner, ref_winner = read_json(run / WINNER), read_json(reference / WINNER)
+        rows.append(
+            (
+                "winner, official accuracy",
+                f"{winner['trial']}, {winner['official_test_accuracy']:.2%}",
+                f"{ref_winner['trial']}, {ref_winner['official_test_accuracy']:.2%}",
+            )
+        )
+    table = "| | this run | the full run |\n| --- | --- | --- |\n" + "\n".join(
+        f"| {what} | {a} | {b} |" for what, a, b in rows
+    )
+    if config["search"]["sampler"] != ref_config["search"]["sampler"]:
+        from .figures import plot_best_so_far
+
+        plot_best_so_far(
+            {
+                f"{config['search']['sampler']} (this run)": ranking,
+                f"{ref_config['search']['sampler']} (the full run)": ref_ranking,
+            },
+            out / "best_so_far.png",
+        )
+        table += "\n\n![The best CV loss after n trials](best_so_far.png)"
+    return table
+
+
 def splice(readme: Path, text: str) -> None:
     content = readme.read_text()
     if BEGIN_PREFIX not in content or END not in content:
@@ -444,6 +530,9 @@ def main(argv=None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--top", type=int, default=15, help="rows of the ranking shown")
     parser.add_argument("--readme", type=Path, help="also write the section into this README")
+    parser.add_argument(
+        "--against", type=Path, help="a reference run (the full run) to compare this one with"
+    )
     args = parser.parse_args(argv)
     run, out = args.run.resolve(), args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -471,8 +560,12 @@ def main(argv=None) -> int:
         )
         plot_search_overview(ranking, nobody, out / "search_overview.png")
     write_table(cost_table(run), out / "cost.tsv")
-    title = f"# The full run in `{run.name}`\n\n"
-    (out / "summary.md").write_text(title + section(run, out, "", args.top))
+    title = f"# The run in `{run.name}`\n\n"
+    text = section(run, out, "", args.top)
+    if args.against:
+        against = comparison(run, args.against.resolve(), out, args.top)
+        text = f"Against the full run (`{args.against.name}`):\n\n{against}\n\n{text}"
+    (out / "summary.md").write_text(title + text)
     if args.readme:
         prefix = f"{Path(os.path.relpath(out.resolve(), args.readme.resolve().parent))}/"
         splice(args.readme, section(run, out, prefix, args.top, compact=True))

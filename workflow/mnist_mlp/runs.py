@@ -209,13 +209,16 @@ def save(args) -> None:
 
 
 def publish(args) -> None:
-    """The run's results into docs/NAME (and the README for the full run), with the run's venv
-    (pandas, matplotlib) and this checkout's publication code."""
+    """The run's results into docs/NAME (and the README for the full run; another run is
+    compared with the full run), with the run's venv (pandas, matplotlib) and this checkout's
+    publication code."""
     run = the_run(args.name)
     command = [str(run / ".venv/bin/python"), "-m", "mnist_mlp.publish", str(run)]
     command += [str(DOCS / args.name)]
     if args.name == "full_run":
         command += ["--readme", str(REPO / "README.md")]
+    elif list(RUNS.glob("full-*")):  # a measurement: against the full run
+        command += ["--against", str(the_run("full_run"))]
     env = os.environ | {"PYTHONPATH": str(REPO / "workflow")}  # this checkout's package
     subprocess.run(command, check=True, env=env)
 
