@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, Paths
+from conftest import REPO, SYNTHETIC_TEST, SYNTHETIC_TRAIN, Paths
 
 from mnist_mlp import (
     data,
@@ -400,6 +400,12 @@ def test_the_exported_models_load_without_the_package_and_agree(
     module, _ = load_model(source)
     expected = ensemble.probabilities(module, X[:64]).numpy()
     assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+    # no trace of where the code lay: the same bytes from any checkout
+    import zipfile
+
+    with zipfile.ZipFile(pipeline / f"{name}.pt2") as archive:
+        program = b"".join(archive.read(n) for n in archive.namelist())
+    assert b"stack_trace" not in program and str(REPO).encode() not in program
 
 
 def test_a_receptive_field_figure_has_one_symmetric_scale_and_its_colour_bar(pipeline, tmp_path):

@@ -52,6 +52,11 @@ def export(model_path, output):
         (torch.zeros(2, 784),),  # the example input is saved too: a fixed one
         dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=1_000_000)}},
     )
+    # torch.export keeps the source location of every node (the file's absolute path, its line
+    # numbers): the program's bytes would depend on where the code is checked out and on
+    # edits that move lines. They are debugging aids only: dropped.
+    for node in program.graph.nodes:
+        node.meta.pop("stack_trace", None)
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     atomic_write_bytes(output, lambda handle: handle.write(buffer.getvalue()))

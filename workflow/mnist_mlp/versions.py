@@ -31,7 +31,7 @@ RESULT_VERSIONS = {
     "retrain": 1,
     "select_winner": 1,
     "build_ensemble": 2,  # 2: the ensemble against the winner, paired (McNemar)
-    "export_models": 1,
+    "export_models": 2,  # 2: no source locations (paths, line numbers) in the programs
     "export_tracking": 1,
     "report_tables": 3,  # 2: intervals, the ensemble, the runner-up; the config's order;
     # 3: the ensemble against the winner
