@@ -150,9 +150,21 @@ def benchmark_seconds(path, threads: int = 1) -> float | None:
     return job_seconds(seconds, cpu_seconds, threads)
 
 
+# A Snakemake that got to run jobs logs what it was given; one refused at the start (the folder
+# locked by a running one, a bad config) writes a log too, which says nothing about the run.
+STARTED = re.compile(r"^Provided (cores|remote nodes): ", re.MULTILINE)
+
+
 def main_log(directory: Path) -> Path | None:
-    """The newest Snakemake log (their names are start times)."""
+    """The log of the newest Snakemake that started jobs (the names are start times); else the
+    newest log."""
     logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
+    for log in reversed(logs):
+        try:
+            if STARTED.search(log.read_text(errors="replace")):
+                return log
+        except OSError:
+            continue
     return logs[-1] if logs else None
 
 
