@@ -66,6 +66,15 @@ PROTOCOLS = {
         "final": {"top_k": 1, "epochs": 1, "references": {}},
         "figures": {"ascent_steps": 10},
     },
+    # "tracking": the MLflow export, which the other protocols switch off (so that the anchor
+    # commits before it, which tracked during training, never run with tracking on)
+    "tracking": {
+        "device": "cpu",
+        "search": {"n_trials": 2, "folds": 2, "max_epochs": 1},
+        "final": {"top_k": 1, "epochs": 1, "references": {}},
+        "figures": {"ascent_steps": 5},
+        "tracking": {"backend": "mlflow"},
+    },
 }
 CONFIG_NAME = "guard_config.yaml"  # in the head run: the config it was made with
 # Job times differ from run to run; everything else an output holds must not. ("dur": skorch's
@@ -225,7 +234,7 @@ def comparable(path: Path):
                 for name in sorted(archive.namelist())
                 if not name.endswith("/serialization_id")
             }
-    if path.suffix == ".db":  # an SQLite study: its rows, less the stand-in times
+    if path.suffix == ".db":  # an Optuna study or an MLflow store: rows less times and ids
         return _sqlite_rows(path)
     if path.suffix not in (".npz", ".npy") and zipfile.is_zipfile(path):  # a saved network
         import torch
@@ -235,20 +244,34 @@ def comparable(path: Path):
     return path.read_bytes()
 
 
+# Columns that hold when a row was written (Optuna's datetime_*, MLflow's times) or where (MLflow's
+# artifact folders, absolute paths of the run): not what a stage computes.
+SQLITE_VOLATILE = re.compile(r"^datetime_|(^|_)time$|^timestamp$|^artifact_(uri|location)$")
+
+
 def _sqlite_rows(path: Path) -> list:
+    """Every table's rows, less SQLITE_VOLATILE columns, with MLflow's random run ids replaced
+    by the runs' names (which the export sets: the trial, its folds)."""
     import sqlite3
 
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+            ).fetchall()
+        ]
+        names = {}
+        if "runs" in tables:
+            names = dict(connection.execute("SELECT run_uuid, name FROM runs").fetchall())
         rows = []
-        tables = connection.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
-        )
-        for (table,) in tables.fetchall():
+        for table in tables:
             cursor = connection.execute(f'SELECT * FROM "{table}"')
-            names = [d[0] for d in cursor.description]
-            keep = [i for i, n in enumerate(names) if not n.startswith("datetime_")]
-            rows.append((table, sorted(tuple(row[i] for i in keep) for row in cursor.fetchall())))
+            columns = [d[0] for d in cursor.description]
+            keep = [i for i, n in enumerate(columns) if not SQLITE_VOLATILE.search(n)]
+            content = (tuple(names.get(row[i], row[i]) for i in keep) for row in cursor)
+            rows.append((table, sorted(content, key=repr)))
         return rows
     finally:
         connection.close()
