@@ -7,7 +7,7 @@ import pytest
 from conftest import run_snakemake, skip_or_fail, variant
 
 from mnist_mlp.io import read_json
-from mnist_mlp.report import find_browser, render
+from mnist_mlp.report import find_browser, render, with_interval
 
 pytestmark = pytest.mark.workflow
 
@@ -30,7 +30,8 @@ def test_the_report_opens_on_the_answer_in_a_browser(report, tmp_path):
     shown = re.sub(r"<script.*?</script>", "", dom, flags=re.DOTALL)  # what the page shows
     text = re.sub(r"<[^>]+>", " ", shown)
     assert "The answer." in text and winner["trial"] in text
-    assert f"{winner['official_test_accuracy']:.2%}" in text
+    # the unbiased accuracy with its interval, as the front page writes it
+    assert with_interval(winner["official_test_accuracy"], 10_000) in text
     assert "official test set (10,000 images, unbiased)" in text
     categories = [text.index(name) for name in ("1. Winner", "2. Search", "3. Retrained")]
     assert categories == sorted(categories)  # in pipeline order

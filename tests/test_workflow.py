@@ -23,6 +23,7 @@ from mnist_mlp.data import load_part
 from mnist_mlp.io import read_json
 from mnist_mlp.model import load_model
 from mnist_mlp.training import evaluate
+from mnist_mlp.versions import RESULT_VERSIONS
 
 pytestmark = pytest.mark.workflow
 
@@ -33,6 +34,8 @@ AFTER_RANKING = {
     "export_study",
     "plot_importance",
     "select_winner",
+    "build_ensemble",
+    "export_models",
     "report_tables",
     "plot_search",
     "plot_learning_curves",
@@ -137,7 +140,9 @@ def test_a_training_job_gives_the_same_bytes_with_one_or_two_threads(tiny_run, t
         metrics = read_json(copy / f"{target}/metrics.json")
         assert metrics.pop("threads") == threads
         metrics.pop("train_seconds")
-        made[threads] = (metrics, comparable(copy / f"{target}/model.pt")[1])
+        network = comparable(copy / f"{target}/model.pt")
+        assert network["metrics"].pop("threads") == threads  # the checkpoint carries its metrics
+        made[threads] = (metrics, network)
     if mkl == "AUTO,STRICT":
         assert made[1] == made[2]
     else:
@@ -229,11 +234,10 @@ def test_where_the_data_come_from_and_tracking_rerun_nothing(tiny_run, tmp_path)
     elsewhere.mkdir()
     for path in MNIST_DIR.iterdir():
         (elsewhere / path.name).symlink_to(path)
-    for overrides in (
-        {"tracking": {"backend": "tensorboard", "directory": "results/tb"}},
-        {"mnist_dir": str(elsewhere)},
-    ):
-        assert planned_jobs(*variant(tiny_run, tmp_path, overrides)) == {}, overrides
+    assert planned_jobs(*variant(tiny_run, tmp_path, {"mnist_dir": str(elsewhere)})) == {}
+    # tracking is an export of the results: switched on, it adds its export and retrains nothing
+    tracked = {"tracking": {"backend": "tensorboard", "directory": "results/tb"}}
+    assert planned_jobs(*variant(tiny_run, tmp_path, tracked)) == {"export_tracking": 1, "all": 1}
 
 
 def test_the_device_value_is_a_param_what_auto_picks_is_not(tiny_run, tmp_path):
@@ -298,15 +302,20 @@ def test_touching_commenting_or_refactoring_code_reruns_nothing(tiny_run, workfl
     assert planned_jobs(*tiny_run, snakefile=workflow_copy) == {}
 
 
+def _bump(versions, stage):
+    number = RESULT_VERSIONS[stage]
+    _edit(versions, f'"{stage}": {number},', f'"{stage}": {number + 1},')
+
+
 def test_bumping_a_result_version_reruns_that_stage_and_what_follows(tiny_run, workflow_copy):
     versions = workflow_copy.parent / "workflow" / "mnist_mlp" / "versions.py"
-    _edit(versions, '"plot_gradient_ascent": 1', '"plot_gradient_ascent": 2')
+    _bump(versions, "plot_gradient_ascent")
     assert planned_jobs(*tiny_run, snakefile=workflow_copy) == {"plot_gradient_ascent": 1, "all": 1}
-    _edit(versions, '"rank_trials": 1', '"rank_trials": 2')
+    _bump(versions, "rank_trials")
     jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
     assert jobs["rank_trials"] == 1 and set(jobs) <= AFTER_RANKING
     assert "cross_validate" not in jobs and "retrain" not in jobs
-    _edit(versions, '"cross_validate": 1', '"cross_validate": 2')
+    _bump(versions, "cross_validate")
     jobs = planned_jobs(*tiny_run, snakefile=workflow_copy)
     # the retrainings lie behind the ranking, a checkpoint that must run again first: a
     # dry-run cannot list them yet
