@@ -97,9 +97,9 @@ def test_the_published_full_run_restores_as_current(mnist_dir, tmp_path):
     jobs = planned_jobs(tmp_path, configfile)
     assert jobs.pop("retrain") == len(left_out | {"ref_report_winner"}) == 16
     assert set(jobs) == {
-        "export_study",  # new stages: the study and the importance views
-        "plot_importance",
         "select_winner",
+        "build_ensemble",
+        "export_models",
         "report_tables",
         "plot_search",
         "plot_learning_curves",
