@@ -9,6 +9,7 @@
 #   make bench           training speed and orchestration figures
 #   make lint            snakemake --lint, snakefmt, ruff
 #   make guard           result versions: each stage computes what its version says (~3 min)
+#   make mutants         mutation testing of ranking, winner, trials, data (~10 min; not in CI)
 
 PYTHON3 ?= python3
 VENV ?= .venv
@@ -23,7 +24,7 @@ BENCH_ARGS ?=
 RUN_CONFIG := results/run_config.yaml
 FAST := not workflow and not mnist and not slurm
 
-.PHONY: run test test-fast progress summary report bench lint guard clean
+.PHONY: run test test-fast progress summary report bench lint guard mutants clean
 
 # The venv: the pinned requirements, then this project's package (editable, so that
 # `import mnist_mlp` works anywhere and follows the code).
@@ -69,6 +70,17 @@ lint: $(STAMP)
 
 guard: $(STAMP)
 	$(PYTHON) -m mnist_mlp.guard $(ARGS)
+
+# The developer tools (requirements-dev.txt), then mutmut ([tool.mutmut] in pyproject.toml):
+# each mutant of ranking, winner, trials and data runs the fast tests that call its function;
+# the survivors are listed at the end. From scratch: mutmut notes which tests call which
+# function once, and would miss what an edited test now calls. `$(PYTHON) tests/mutants.py
+# show NAME` shows one mutant, `... run NAME` tests it again.
+mutants: $(STAMP)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -rf mutants
+	$(PYTHON) tests/mutants.py run --max-children $(CORES)
+	$(PYTHON) tests/mutants.py results
 
 clean:
 	rm -rf results logs benchmarks .snakemake

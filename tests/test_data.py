@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from mnist_mlp import data, io
 from mnist_mlp.data import MNIST_MD5, download_mnist_stage, load_mnist, load_part, stratified_split
@@ -86,6 +87,95 @@ def test_load_part_scales_pixels_to_the_unit_interval(synthetic_npz, tmp_path):
     assert y.tolist() == load_mnist(synthetic_npz)["train_labels"][rows].tolist()
 
 
+def test_the_split_is_seeded_stratified_disjoint_and_complete(synthetic_npz, tmp_path):
+    """The split stage on the synthetic dataset (2,000 images, 200 of each digit): every
+    image in exactly one part, each digit in the test part in its share, the same parts for
+    the same seed, saved as the sorted int64 row indices the later stages read."""
+    from mnist_mlp.data import split_train_test_stage
+
+    paths = (tmp_path / "split" / "train.npy", tmp_path / "split" / "test.npy")
+    train, test = split_train_test_stage(synthetic_npz, *paths, 0.15, seed=3)
+    for path, part in zip(paths, (train, test), strict=True):
+        saved = np.load(path)
+        assert saved.dtype == np.int64 and saved.tolist() == part.tolist()
+        assert np.all(np.diff(part) > 0)  # sorted, no row twice
+    assert len(test) == 300 and len(train) == 1700
+    assert sorted([*train, *test]) == list(range(2000))
+    labels = load_mnist(synthetic_npz)["train_labels"]
+    assert np.bincount(labels[test]).tolist() == [30] * 10
+    again = stratified_split(labels, 0.15, seed=3)
+    other = stratified_split(labels, 0.15, seed=4)
+    assert np.array_equal(again[1], test) and not np.array_equal(other[1], test)
+
+
+def test_the_official_test_images_and_the_device_asked_for(synthetic_npz, tmp_path):
+    """``official_test`` gives the 500 official test images, not training rows; the tensors
+    go to the device asked for (meta here: torch's device without memory, as a GPU would be
+    another device), the labels as int64."""
+    from mnist_mlp.data import images_to_tensor, labels_to_tensor
+
+    arrays = load_mnist(synthetic_npz)
+    X, y = load_part(synthetic_npz, None, official_test=True)
+    assert tuple(X.shape) == (500, 784)
+    assert y.tolist() == arrays["test_labels"].tolist()
+    assert (
+        X.numpy().tolist()
+        == (arrays["test_images"].reshape(500, 784).astype(np.float32) / np.float32(255)).tolist()
+    )
+    np.save(tmp_path / "rows.npy", np.array([3, 1]))
+    X, y = load_part(arrays, tmp_path / "rows.npy", device="meta")
+    assert (X.device.type, X.dtype, tuple(X.shape)) == ("meta", torch.float32, (2, 784))
+    assert (y.device.type, y.dtype) == ("meta", torch.int64)
+    # without a device (the classify command): the CPU
+    assert images_to_tensor(arrays["test_images"][:2]).device.type == "cpu"
+    assert labels_to_tensor(arrays["test_labels"][:2]).dtype == torch.int64
+
+
+def test_the_dataset_files_layout_is_fixed(synthetic_mnist, tmp_path):
+    """What the published SHA-256 of the real dataset file (MNIST_NPZ_SHA256) rests on: the
+    four arrays in order, stored uncompressed with zip64 headers and the fixed time; a change
+    here changes that digest, and the download stage would refuse the real MNIST."""
+    import zipfile
+
+    folder, md5 = synthetic_mnist
+    download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
+    with zipfile.ZipFile(tmp_path / "mnist.npz") as archive:
+        members = archive.infolist()
+    assert [m.filename for m in members] == [f"{name}.npy" for name in data.MNIST_ARRAYS]
+    for member in members:
+        assert member.date_time == (1980, 1, 1, 0, 0, 0)
+        assert member.compress_type == zipfile.ZIP_STORED
+        assert member.extract_version == zipfile.ZIP64_VERSION
+
+
+def test_the_scratch_folder_is_beside_the_dataset_for_the_next_download_to_remove(
+    synthetic_mnist, tmp_path, monkeypatch
+):
+    """The files are prepared in a folder named SCRATCH_PREFIX... beside the dataset (made,
+    with its parents, where missing): one that a killed job leaves is found and removed by
+    the next download; none is left after a download."""
+    folder, md5 = synthetic_mnist
+    used = []
+    copy = data.copy_local_mnist
+
+    def recording(mnist_dir, raw_dir):
+        used.append(raw_dir)
+        copy(mnist_dir, raw_dir)
+
+    monkeypatch.setattr(data, "copy_local_mnist", recording)
+    output = tmp_path / "results" / "data" / "mnist.npz"
+    download_mnist_stage(output, folder, expected_md5=md5)
+    (raw_dir,) = used
+    scratch = raw_dir.relative_to(output.parent).parts[0]
+    assert scratch.startswith(data.SCRATCH_PREFIX)
+    assert sorted(p.name for p in output.parent.iterdir()) == ["mnist.npz"]
+
+
+def test_a_missing_dataset_file_is_not_called_damaged(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_mnist(tmp_path / "mnist.npz", verify=False)
+
+
 @pytest.mark.parametrize("fault", ["truncated", "altered"])
 def test_a_damaged_source_file_is_named_with_its_checksum(synthetic_mnist, tmp_path, fault):
     folder, md5 = synthetic_mnist
@@ -135,7 +225,24 @@ def test_a_full_disk_is_reported_as_a_full_disk(synthetic_mnist, tmp_path, monke
     with pytest.raises(UserFacingError, match="no space left on the disk holding") as caught:
         download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
     assert "gzip" not in str(caught.value) and "Replace" not in str(caught.value)
+    assert f"disk holding {tmp_path}/{data.SCRATCH_PREFIX}" in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # no dataset, no scratch folder left behind
+    monkeypatch.undo()
+
+    # the disk fills while the dataset file is written: named too, the folder and the cause
+    monkeypatch.setattr(data, "save_npz", no_space)
+    with pytest.raises(UserFacingError, match="no space left on the disk holding") as caught:
+        download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
+    assert f"disk holding {tmp_path} (" in str(caught.value)
+    assert "No space left on device" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+    def no_permission(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(data, "save_npz", no_permission)  # any other error is not a full disk
+    with pytest.raises(PermissionError):
+        download_mnist_stage(tmp_path / "mnist.npz", folder, expected_md5=md5)
 
     def write(handle):
         raise OSError(errno.ENOSPC, "No space left on device")
