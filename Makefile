@@ -7,7 +7,7 @@
 #   make summary         the HTML summary of the last run (Snakemake's report, with the run's
 #                        own config) and a picture of its front page; `make report`: the same
 #   make bench           training speed and orchestration figures
-#   make lint            snakemake --lint, snakefmt, ruff
+#   make lint            snakemake --lint, snakefmt, ruff, shellcheck
 #   make guard           result versions: each stage computes what its version says (~3 min)
 #   make mutants         mutation testing of ranking, winner, trials, data (~10 min; not in CI)
 
@@ -67,6 +67,7 @@ lint: $(STAMP)
 	$(PYTHON) -m snakefmt --check .
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	git ls-files '*.sh' .ci/run | xargs $(VENV)/bin/shellcheck
 
 guard: $(STAMP)
 	$(PYTHON) -m mnist_mlp.guard $(ARGS)
