@@ -146,9 +146,12 @@ for line in /.whl/ /.mnist/; do
     grep -qxF "$line" "$exclude" 2>/dev/null || echo "$line" >>"$exclude"
 done
 
-# Check 1: every requirement of every carried wheel (on CPython 3.12, Linux x86_64, no extras)
-# is carried or among the image's packages.
-"$PY" - "$WHL" "${PRESENT[@]}" "${LEFT_OUT[@]}" <<'PY'
+# Check 1: every requirement of every carried wheel (on CPython 3.12, Linux x86_64, no extras:
+# pip's own resolution below evaluates markers for the Python that runs it) is carried or among
+# the image's packages. Then the stand-ins (empty wheels) of the image's packages for check 2.
+stubs=$(mktemp -d)
+trap 'rm -rf "$stubs"' EXIT
+"$PY" - "$WHL" "$stubs" "${PRESENT[@]}" "${LEFT_OUT[@]}" <<'PY'
 import re
 import sys
 import zipfile
@@ -161,7 +164,7 @@ env = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform"
        "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
        "implementation_name": "cpython", "platform_python_implementation": "CPython",
        "extra": ""}
-present = {norm(spec.split("==")[0]) for spec in sys.argv[2:]}
+present = dict(spec.split("==") for spec in sys.argv[3:])
 carried, missing = {}, []
 for wheel in sorted(Path(sys.argv[1]).glob("*.whl")):
     with zipfile.ZipFile(wheel) as archive:
@@ -170,35 +173,26 @@ for wheel in sorted(Path(sys.argv[1]).glob("*.whl")):
     carried[norm(re.search(r"^Name: (.+)$", metadata, re.M).group(1))] = [
         Requirement(line) for line in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M)
     ]
+known = {*carried, *map(norm, present)}
 for name, requirements in carried.items():
     for requirement in requirements:
         if requirement.marker and not requirement.marker.evaluate(env):
             continue
-        if norm(requirement.name) not in carried and norm(requirement.name) not in present:
+        if norm(requirement.name) not in known:
             missing.append(f"{name} needs {requirement}")
 if missing:
     sys.exit("prepare_carry: neither carried nor on the GPU machine:\n  " + "\n  ".join(missing))
 print(f"check 1: the {len(carried)} wheels' requirements are carried, on the GPU machine or left out")
-PY
-
-# Check 2: pip resolves snakemake and skorch offline for CPython 3.12 manylinux from the
-# carried wheels plus stand-ins (empty wheels) of the image's packages.
-stubs=$(mktemp -d)
-trap 'rm -rf "$stubs"' EXIT
-"$PY" - "$stubs" "${PRESENT[@]}" "${LEFT_OUT[@]}" <<'PY'
-import sys
-import zipfile
-from pathlib import Path
-
-for spec in sys.argv[2:]:
-    name, version = spec.split("==")
+for name, version in present.items():
     stem = f"{name.replace('-', '_')}-{version}"
-    with zipfile.ZipFile(Path(sys.argv[1]) / f"{stem}-py3-none-any.whl", "w") as wheel:
+    with zipfile.ZipFile(Path(sys.argv[2]) / f"{stem}-py3-none-any.whl", "w") as wheel:
         info = f"{stem}.dist-info"
         wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: stub\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         wheel.writestr(f"{info}/RECORD", "")
 PY
+# Check 2: pip resolves snakemake and skorch offline for CPython 3.12 manylinux from the
+# carried wheels plus the stand-ins.
 "$PY" -m pip install --dry-run --quiet --disable-pip-version-check --no-index \
     --find-links "$WHL" --find-links "$stubs" --ignore-installed --target "$stubs/target" \
     --python-version 3.12 --implementation cp --abi cp312 --only-binary=:all: \

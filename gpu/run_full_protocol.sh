@@ -1,591 +1,291 @@
 #!/usr/bin/env bash
-# Runs THERE, on a machine with a CUDA GPU and PyTorch but no internet: installs the carried
-# wheels (gpu/prepare_carry.sh made them here) if the workflow's packages are missing, checks
-# the GPU, runs the workflow's full default protocol in a fresh working directory with K
-# training jobs sharing the GPU, and prints the wall time of each stage and the winner; the
-# main results go to the output folder. See gpu/README.md.
+# Runs THERE, on a machine with a CUDA GPU and PyTorch but no internet (gpu/README.md). Only what
+# must be shell is here: the carried wheels installed, the CUDA MPS daemon started and stopped,
+# the GPU sampled, a time budget kept. The run itself is the package's run tooling, the same
+# command as for the long CPU runs: `mnist-mlp run start|resume NAME` (mnist_mlp.runs) with the
+# GPU's Snakemake settings in a profile (SNAKEMAKE_PROFILE), `mnist-mlp run status NAME` (make
+# progress) for where it stands, `mnist-mlp run publish NAME` for the tables, figures and cost.
 #
-#   bash gpu/run_full_protocol.sh [options] [-- SNAKEMAKE_ARGS...]
+#   bash gpu/run_full_protocol.sh [options]
 #
-# --wheels DIR      carried wheels (default: .whl in the repository root)
-# --mnist DIR       folder with the four MNIST files (default: .mnist in the repository root)
+# --name NAME       the run: runs/NAME-* (default gpu_run); an existing one is resumed
+# --configfile F    a config over the workflow's defaults (e.g. examples/reduced.yaml)
+# --config ITEM     a config item as Snakemake's --config takes it, repeatable; the last wins,
+#                   e.g. --config 'search={n_trials: 40}'
+# --device D        cuda (default), cuda:N, or cpu (no GPU: a test of this script)
+# --cores N         the run's --cores, one per training job (default: the CPU cores)
+# --gpu-jobs K      training jobs at once on the GPU (Snakemake's gpu resource; default N)
+# --budget-s S      stop the run so that the script ends within S s of its start (default 0:
+#                   no limit); RESERVE_S (default 30) of them are kept for stopping and the report
 # --out DIR         where the results go (default: $OUT, else ./gpu-results)
-# --device D        cuda (default), cuda:N, or cpu (no GPU: for a test of this script)
-# --gpu-jobs K      training jobs at once on the GPU (default: the number of CPU cores; README)
-# --cores N         Snakemake's --cores (default: the number of CPU cores)
-# --budget-s S      stop Snakemake so that the whole script ends within S seconds of its
-#                   start, then report how far it got (default 0: no limit)
-# --workdir DIR     the run's working directory (default: a new one under /tmp); an existing
-#                   one is resumed: what is complete there is not run again
+# --wheels DIR      carried wheels (default: .whl); --mnist DIR: the four MNIST files (.mnist)
 # --python PY       the Python that has torch (default: $PYTHON, else python3)
-# --site DIR        where the wheels are installed, put first on PYTHONPATH
-#                   (default: /tmp/mnist-mlp-site)
-# --force-install   install the wheels even if the packages are there
+# --site DIR        where the wheels are installed, first on PYTHONPATH (/tmp/mnist-mlp-site)
+# --force-install   install the wheels even if this site holds them already
 # --setup-only      install and check, then stop
-# --progress-s S    seconds between progress lines (default 30)
-# --no-mps          do not run the jobs under CUDA MPS. By default the script starts an MPS
-#                   daemon (and stops it), so that kernels of different jobs run at once: on
-#                   the H200 with 16 jobs, 0.37 s per CV epoch with MPS against 1.36 s without
-#                   (docs/gpu/); without MPS the 16 processes take turns on the GPU
-# --mps             (the default)
-# SNAKEMAKE_ARGS    passed on, e.g. --config search='{n_trials: 20}' or --configfile F;
-#                   --config and --set-threads are merged with this script's own
-# Environment: PYTHON (as --python), OUT (as --out), RESERVE_S (seconds of --budget-s kept for
-# stopping Snakemake and the report; default 30).
+# --progress-s S    seconds between progress lines (default 60)
+# --no-mps          no CUDA MPS daemon (by default one is started: docs/gpu/, 3.7x faster)
 set -euo pipefail
 
-START=$EPOCHREALTIME
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NAME=gpu_run
+CONFIGFILE=
+CONFIG_ITEMS=()
+DEVICE=cuda
+CORES=$(nproc)
+GPU_JOBS=
+BUDGET_S=0
+RESERVE_S=${RESERVE_S:-30}
+OUT_DIR=${OUT:-$PWD/gpu-results}
 WHEELS=$REPO/.whl
 MNIST=$REPO/.mnist
-OUT_DIR=${OUT:-$PWD/gpu-results}
-DEVICE=cuda
-GPU_JOBS=
-CORES=
-BUDGET_S=0
-WORKDIR=
 PY=${PYTHON:-python3}
 SITE=/tmp/mnist-mlp-site
 FORCE_INSTALL=0
 SETUP_ONLY=0
-PROGRESS_S=30
+PROGRESS_S=60
 MPS=1
-# Seconds kept from the budget for Snakemake to stop its jobs and for the report.
-RESERVE_S=${RESERVE_S:-30}
-
-usage() { sed -n '2,31p' "$0"; }
 while [[ $# -gt 0 ]]; do
     case $1 in
+        --name) NAME=$2; shift ;;
+        --configfile) CONFIGFILE=$(realpath "$2"); shift ;;
+        --config) [[ $2 == *=* ]] || { echo "run_full_protocol: --config KEY=VALUE, not $2" >&2; exit 2; }
+            CONFIG_ITEMS+=("$2"); shift ;;
+        --device) DEVICE=$2; shift ;;
+        --cores) CORES=$2; shift ;;
+        --gpu-jobs) GPU_JOBS=$2; shift ;;
+        --budget-s) BUDGET_S=$2; shift ;;
+        --out) OUT_DIR=$2; shift ;;
         --wheels) WHEELS=$2; shift ;;
         --mnist) MNIST=$2; shift ;;
-        --out) OUT_DIR=$2; shift ;;
-        --device) DEVICE=$2; shift ;;
-        --gpu-jobs) GPU_JOBS=$2; shift ;;
-        --cores) CORES=$2; shift ;;
-        --budget-s) BUDGET_S=$2; shift ;;
-        --workdir) WORKDIR=$2; shift ;;
         --python) PY=$2; shift ;;
         --site) SITE=$2; shift ;;
         --force-install) FORCE_INSTALL=1 ;;
         --setup-only) SETUP_ONLY=1 ;;
         --progress-s) PROGRESS_S=$2; shift ;;
-        --mps) MPS=1 ;;
         --no-mps) MPS=0 ;;
-        --) shift; break ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "run_full_protocol: unknown option $1 (snakemake's go after --)" >&2; exit 2 ;;
+        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+        *) echo "run_full_protocol: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-EXTRA=("$@")
-
-elapsed() { awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-say() { printf '[%7s s] %s\n' "$(elapsed)" "$*"; }
+GPU_JOBS=${GPU_JOBS:-$CORES}
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/mnist-mlp-gpu.XXXXXX")
+REPORT=$SCRATCH/report.txt
+say() { printf '[%4d s] %s\n' "$SECONDS" "$*" | tee -a "$REPORT"; }
 die() { say "ERROR: $*" >&2; exit 1; }
+mnist_mlp() { "$PY" -m mnist_mlp.cli "$@"; }  # the package's commands (mnist-mlp)
 
 [[ $DEVICE =~ ^(cpu|cuda(:[0-9]+)?)$ ]] || die "--device must be cpu, cuda or cuda:N, not $DEVICE"
 command -v "$PY" >/dev/null || die "no Python '$PY' (--python)"
-NPROC=$(nproc)
-CORES=${CORES:-$NPROC}
-GPU_JOBS=${GPU_JOBS:-$NPROC}
+for file in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
+    t10k-labels-idx1-ubyte; do
+    [[ -f $MNIST/$file.gz || -f $MNIST/$file ]] || die "MNIST file $file(.gz) not in $MNIST (--mnist)"
+done
+MNIST=$(realpath "$MNIST")
 
-# --- 1. packages --------------------------------------------------------------------------
-# The carried wheels go into $SITE, first on PYTHONPATH for Snakemake and every job it starts
-# (script rules run with Snakemake's own Python). They are installed when one of them is not
-# there at its version (all at once: --no-deps, so pip needs no index).
-export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+# --- 1. packages: the carried wheels into $SITE, first on PYTHONPATH for Snakemake and its jobs
+# (--no-deps: pip needs no index); the package itself from this checkout (not installed there).
+export PYTHONPATH=$SITE:$REPO/workflow${PYTHONPATH:+:$PYTHONPATH}
 shopt -s nullglob
-wheels=()
-[[ -d $WHEELS ]] && wheels=("$WHEELS"/*.whl)
+wheels=("$WHEELS"/*.whl)
 shopt -u nullglob
-missing=$("$PY" - "${wheels[@]}" <<'PY' || die "$PY could not check the installed packages"
-import importlib.metadata as metadata
-import re
-import sys
-from pathlib import Path
-
-for wheel in sys.argv[1:]:
-    name, version = Path(wheel).name.split("-")[:2]
-    try:
-        if metadata.version(name) == version:
-            continue
-    except metadata.PackageNotFoundError:
-        pass
-    print(re.sub(r"[-_.]+", "-", name).lower())
-PY
-)
 if ((${#wheels[@]} == 0)); then
     say "packages: no wheels in $WHEELS; using what $PY has"
-elif [[ -z $missing && $FORCE_INSTALL == 0 ]]; then
-    say "packages: all ${#wheels[@]} carried packages already installed at their versions"
+elif ((FORCE_INSTALL == 0)) && [[ -f $SITE/.carried ]] &&
+    diff -q <(printf '%s\n' "${wheels[@]##*/}") "$SITE/.carried" >/dev/null; then
+    say "packages: the ${#wheels[@]} carried wheels are installed in $SITE already"
 else
-    say "packages: installing ${#wheels[@]} wheels into $SITE (missing: $(echo "$missing" | wc -w))"
-    mkdir -p "$SITE"
+    say "packages: installing ${#wheels[@]} wheels into $SITE"
     "$PY" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
-        --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" ||
-        die "pip could not install the wheels of $WHEELS"
-    say "packages: installed ${#wheels[@]} wheels"
+        --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" || die "pip could not install $WHEELS"
+    printf '%s\n' "${wheels[@]##*/}" >"$SITE/.carried"
 fi
-
-# Imports, versions, and the version requirements of Snakemake and skorch among what is
-# installed (a mismatch is reported, not fatal: pip never checked them with --no-deps).
-"$PY" - "$DEVICE" <<'PY' || die "the packages or the device are not usable (above)"
-import importlib.metadata as metadata
-import sys
-
+# pip never checked the requirements (--no-deps): a mismatch is a warning (pulp, only for
+# Snakemake's ILP scheduler, is left out on purpose: the profile below picks the greedy one)
+"$PY" -m pip check 2>&1 | grep -vi pulp | sed 's/^/  pip check: /' | tee -a "$REPORT" || true
+"$PY" -c 'import sys, snakemake, skorch, torch
+from mnist_mlp.config import check_cuda
 device = sys.argv[1]
-import snakemake  # noqa: E402,F401
-import snakemake.api  # noqa: E402,F401
+device == "cpu" or check_cuda(device)
+gpu = "" if device == "cpu" else ", " + torch.cuda.get_device_name(int(device.partition(":")[2] or 0))
+print(f"  snakemake {snakemake.__version__}, skorch {skorch.__version__}, torch {torch.__version__}; {device}{gpu}")
+' "$DEVICE" | tee -a "$REPORT" || die "the packages or the device are not usable (above)"
+say "setup done; --cores $CORES, $GPU_JOBS GPU jobs at once"
+((SETUP_ONLY == 0)) || exit 0
 
-versions = {name: metadata.version(name) for name in ("snakemake", "skorch", "jsonschema")}
-try:
-    from packaging.requirements import Requirement
-except ImportError:
-    Requirement = None
-conflicts, seen, todo = [], set(), ["snakemake", "skorch"]
-while todo and Requirement:
-    name = todo.pop()
-    if name in seen:
-        continue
-    seen.add(name)
-    for line in metadata.requires(name) or []:
-        requirement = Requirement(line)
-        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-            continue
-        try:
-            installed = metadata.version(requirement.name)
-        except metadata.PackageNotFoundError:
-            if requirement.name.lower() != "pulp":  # only the ILP scheduler, not used here
-                conflicts.append(f"{name} needs {requirement}: not installed")
-            continue
-        if not requirement.specifier.contains(installed, prereleases=True):
-            conflicts.append(f"{name} needs {requirement}: {installed} installed")
-        todo.append(requirement.name)
-for conflict in conflicts:
-    print(f"  warning: {conflict}")
-line = " ".join(f"{name} {version}" for name, version in versions.items())
-if device == "cpu":
-    print(f"  {line}; device cpu (no GPU check)")
-    sys.exit(0)
-import torch  # noqa: E402
+# --- 2. the GPU's Snakemake settings: a profile (Snakemake merges it with profiles/default).
+# Every config file is listed here, the device and --config items last: a --configfile on the
+# command line would replace the list. `run start` adds --cores and --config mnist_dir=.
+PROFILE=$SCRATCH/profile
+mkdir -p "$PROFILE"
+{
+    printf 'device: %s\n' "$DEVICE"
+    for item in "${CONFIG_ITEMS[@]}"; do printf '%s: %s\n' "${item%%=*}" "${item#*=}"; done
+} >"$PROFILE/gpu.yaml"
+files="'$PROFILE/gpu.yaml'"
+[[ -z $CONFIGFILE ]] || files="'$CONFIGFILE', $files"
+{
+    printf 'configfile: [%s]\n' "$files"
+    printf 'resources: [gpu=%s]\nscheduler: greedy\n' "$GPU_JOBS"
+} >"$PROFILE/config.yaml"
+export SNAKEMAKE_PROFILE=$PROFILE
 
-if not torch.cuda.is_available():
-    sys.exit(f"  torch {torch.__version__} sees no CUDA device (run with --device cpu?)")
-index = int(device.split(":")[1]) if ":" in device else 0
-name = torch.cuda.get_device_name(index)
-print(f"  {line}; torch {torch.__version__}, {device} = {name}")
-PY
-
-for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
-    t10k-labels-idx1-ubyte; do
-    [[ -f $MNIST/$name.gz || -f $MNIST/$name ]] || die "MNIST file $name(.gz) not in $MNIST (--mnist)"
-done
-MNIST=$(cd "$MNIST" && pwd)
-SETUP_S=$(elapsed)
-say "setup done in $SETUP_S s; $NPROC CPU cores, --cores $CORES, $GPU_JOBS GPU jobs at once"
-if ((SETUP_ONLY)); then
-    exit 0
-fi
-
-# --- 2. the workflow ------------------------------------------------------------------------
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
-if [[ -z $WORKDIR ]]; then
-    WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/mnist-mlp-gpu.XXXXXX")
-elif [[ -d $WORKDIR/.snakemake ]]; then
-    say "resuming in $WORKDIR: complete outputs there are kept"
-fi
-mkdir -p "$WORKDIR"
-WORKDIR=$(cd "$WORKDIR" && pwd)
-LOG=$WORKDIR/snakemake.log
-
-# --config and --set-threads of SNAKEMAKE_ARGS join this script's own (given twice, Snakemake
-# would keep only the last); their items come last, so they win.
-config=("device=$DEVICE" "mnist_dir=$MNIST")
-threads=()  # the rules' one thread each: all 16 retrainings of the default run at once
-passed=()
-target=passed
-for arg in "${EXTRA[@]}"; do
-    case $arg in
-        --config | -C) target=config ;;
-        --config=*) config+=("${arg#--config=}"); target=config ;;
-        --set-threads) target=threads ;;
-        -*) passed+=("$arg"); target=passed ;;
-        *)
-            case $target in
-                config) config+=("$arg") ;;
-                threads) threads+=("$arg") ;;
-                *) passed+=("$arg") ;;
-            esac
-            ;;
-    esac
-done
-command=("$PY" -m snakemake --snakefile "$REPO/Snakefile" --directory "$WORKDIR"
-    --cores "$CORES" --resources "gpu=$GPU_JOBS" --scheduler greedy --rerun-incomplete
-    --config "${config[@]}")
-((${#threads[@]} == 0)) || command+=(--set-threads "${threads[@]}")
-command+=("${passed[@]}")
-
-# Samples for the report: CPU busy share (from /proc/stat) and, on a GPU, its utilisation.
-SAMPLES=$WORKDIR/samples
-mkdir -p "$SAMPLES"
+# --- 3. MPS, so that the kernels of the jobs' processes run at once, and the GPU samples.
 helpers=()
 mps_on=0
+run=
+stop_run() {  # the run's Snakemake and its jobs (their own process group, see mnist_mlp.runs)
+    local pid
+    pid=$(cat "$run/snakemake.pid" 2>/dev/null) || return 0
+    alive "$pid" || return 0
+    say "stopping the run (SIGTERM to process group $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in {1..20}; do alive "$pid" || return 0; sleep 1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+}
+alive() {  # a zombie counts as ended: the launcher that was its parent is gone
+    local state
+    read -r _ _ state _ 2>/dev/null <"/proc/$1/stat" && [[ $state != Z ]]
+}
 cleanup() {
+    [[ -z $run ]] || stop_run
     local pid
     for pid in "${helpers[@]}"; do kill "$pid" 2>/dev/null || true; done
-    if ((mps_on)); then
-        echo quit | nvidia-cuda-mps-control >/dev/null 2>&1 || true
-        mps_on=0
-    fi
+    helpers=()
+    if ((mps_on)); then echo quit | nvidia-cuda-mps-control >/dev/null 2>&1 || true; fi
+    mps_on=0
 }
 trap cleanup EXIT
-# MPS lets kernels of different processes run at once; without it the GPU takes turns
-# between the jobs' contexts. If the daemon does not start or CUDA fails under it, the run
-# goes on without it.
-start_mps() {
-    command -v nvidia-cuda-mps-control >/dev/null || { say "--mps: no nvidia-cuda-mps-control"; return 1; }
-    # short paths: the daemon's socket path has a length limit
-    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mnist-mlp-mps.$$/pipe
-    export CUDA_MPS_LOG_DIRECTORY=/tmp/mnist-mlp-mps.$$/log
-    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-    nvidia-cuda-mps-control -d || { say "--mps: the MPS daemon did not start"; return 1; }
-    mps_on=1
-    timeout 120 "$PY" -c 'import torch; torch.zeros(1, device="cuda").sum().item()' || {
-        say "--mps: CUDA failed under MPS (log: $CUDA_MPS_LOG_DIRECTORY)"
-        return 1
-    }
-}
 if ((MPS)) && [[ $DEVICE != cpu ]]; then
-    if start_mps; then
+    # short paths: the daemon's socket path has a length limit; the jobs inherit them
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mnist-mlp-mps.$$/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mnist-mlp-mps.$$/log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if nvidia-cuda-mps-control -d && mps_on=1 &&
+        timeout 120 "$PY" -c 'import torch; torch.zeros(1, device="cuda").sum().item()'; then
         say "CUDA MPS on (log: $CUDA_MPS_LOG_DIRECTORY)"
     else
         cleanup
         unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-        MPS=0
-        say "going on without MPS"
+        say "MPS did not start or CUDA failed under it: going on without MPS"
     fi
 fi
-# Each helper sleeps in the background and waits, so that a TERM ends it at once, its sleep
-# too (a sleep left behind would hold this script's output open).
-(
-    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
-    read -ra fields </proc/stat  # cpu user nice system idle iowait irq softirq steal ...
-    prev_total=$((fields[1] + fields[2] + fields[3] + fields[4] + fields[5] + fields[6] + fields[7] + fields[8]))
-    prev_idle=$((fields[4] + fields[5]))
-    while :; do
-        sleep 2 &
-        nap=$!
-        wait "$nap"
-        read -ra fields </proc/stat
-        total=$((fields[1] + fields[2] + fields[3] + fields[4] + fields[5] + fields[6] + fields[7] + fields[8]))
-        idle=$((fields[4] + fields[5]))
-        printf '%s\t%s\t%s\n' "$EPOCHREALTIME" $((total - prev_total)) $((idle - prev_idle))
-        prev_total=$total prev_idle=$idle
-    done >"$SAMPLES/cpu.tsv"
-) &
-helpers+=($!)
 if [[ $DEVICE != cpu ]] && command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
-        -l 2 >"$SAMPLES/gpu.csv" 2>/dev/null &
+        -l 2 >"$SCRATCH/gpu.csv" 2>/dev/null &
     helpers+=($!)
 fi
-progress() {
-    local planned done_cv done_rt started_rt load gpu
-    [[ -f $LOG ]] || return 0
-    planned=$(awk '/^Job stats:/ { s = 1 } s && $1 == "cross_validate" { print $2; exit }' "$LOG")
-    done_cv=$(grep -c '(Rule: cross_validate)' "$LOG" || true)
-    done_rt=$(grep -c '(Rule: retrain)' "$LOG" || true)
-    started_rt=$(grep -cE '^(local)?rule retrain:' "$LOG" || true)
-    load=$(cut -d ' ' -f 1 /proc/loadavg)
-    gpu=
-    [[ -s $SAMPLES/gpu.csv ]] && gpu=", GPU busy $(tail -n 1 "$SAMPLES/gpu.csv" | cut -d , -f 2 | tr -d ' ') %"
-    say "cross_validate $done_cv/${planned:-?} done, retrain $done_rt done of $started_rt started, load $load$gpu"
+cpu_ticks() {  # total and idle jiffies of all CPUs
+    local _ user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+    echo "$((user + nice + system + idle + iowait + irq + softirq + steal)) $((idle + iowait))"
 }
-(
-    trap 'kill "$tick" 2>/dev/null; exit 0' TERM
+status() { mnist_mlp run status "$NAME" 2>/dev/null || true; }
+(  # a progress line now and then; its sleep waited for, so that a TERM ends it at once
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
     while :; do
         sleep "$PROGRESS_S" &
-        tick=$!
-        wait "$tick"
-        progress
+        nap=$!
+        wait "$nap"
+        gpu=$(tail -n 1 "$SCRATCH/gpu.csv" 2>/dev/null | cut -d , -f 2 | tr -d ' ' || true)
+        say "load $(cut -d ' ' -f 1 /proc/loadavg)${gpu:+, GPU busy $gpu %}"
+        status | grep -E '^(  search   |  final    |ETA)' | tee -a "$REPORT" || true
     done
 ) &
 helpers+=($!)
 
+# --- 4. the run: `mnist-mlp run start` (or `resume`, where runs/NAME-* exists) ---------------
 limit=0
 if ((BUDGET_S > 0)); then
-    limit=$(awk -v b="$BUDGET_S" -v e="$(elapsed)" -v r="$RESERVE_S" 'BEGIN { printf "%d", b - e - r }')
-    ((limit > 0)) || die "--budget-s $BUDGET_S leaves no time for the workflow after the setup"
-    command=(timeout --signal=TERM --kill-after=20 "$limit" "${command[@]}")
+    limit=$((BUDGET_S - SECONDS - RESERVE_S))
+    ((limit > 0)) || die "--budget-s $BUDGET_S leaves no time for the run after the setup"
 fi
-
-budget_note=
-((limit == 0)) || budget_note=", stopped after $limit s if not done"
-say "snakemake in $WORKDIR (log: $LOG)$budget_note"
-printf '%q ' "${command[@]}" >"$WORKDIR/command.txt"
-SNAKEMAKE_START=$EPOCHREALTIME
+existing=$(compgen -G "$REPO/runs/$NAME-*" | head -n 1 || true)
+read -r ticks_start idle_start < <(cpu_ticks)
 rc=0
-PYTHONUNBUFFERED=1 "${command[@]}" >"$LOG" 2>&1 </dev/null || rc=$?
-SNAKEMAKE_END=$EPOCHREALTIME
-cleanup
-helpers=()
-if ((rc == 124 || rc == 137)) && ((limit > 0)); then
-    say "snakemake stopped by the time budget (--budget-s $BUDGET_S) after $limit s"
-elif ((rc != 0)); then
-    say "snakemake failed (exit $rc); the end of its log:"
-    tail -n 25 "$LOG" | sed 's/^/    /'
+if [[ $(mnist_mlp run --help) == *--wait* ]]; then
+    # runs.py with `start --here` and `--wait` (gpu/README.md, "What the package lacks")
+    if [[ -n $existing ]]; then
+        command=(run resume "$NAME" --wait)
+    else
+        command=(run start "$NAME" --here --wait --cores "$CORES" --mnist-dir "$MNIST")
+    fi
+    ((limit == 0)) || command=(timeout --signal=TERM --kill-after=30 "$limit" "$PY" -m mnist_mlp.cli "${command[@]}")
+    ((limit > 0)) || command=("$PY" -m mnist_mlp.cli "${command[@]}")
+    "${command[@]}" | tee -a "$REPORT" || rc=$?
+    run=$(compgen -G "$REPO/runs/$NAME-*" | head -n 1 || true)
 else
-    say "snakemake finished"
+    # Until then: `start` as runs.py does it, less the git worktree and its venv, which need the
+    # git history and PyPI: the workflow copied as a worktree would hold it, this Python as its
+    # venv's, then runs.launch (the same Snakemake command, log, pid file and run.json).
+    if [[ -n $existing ]]; then
+        mnist_mlp run resume "$NAME" | tee -a "$REPORT"
+        run=$existing
+    else
+        run=$REPO/runs/$NAME-here
+        mkdir -p "$run/.venv/bin"
+        cp -r "$REPO"/{Snakefile,config.yaml,workflow,profiles,envs} "$run"/
+        printf '#!/bin/sh\nexec %q "$@"\n' "$(command -v "$PY")" >"$run/.venv/bin/python"
+        chmod +x "$run/.venv/bin/python"
+        commit=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+        "$PY" -c 'import sys; from pathlib import Path; from mnist_mlp.runs import launch
+name, commit, cores, mnist, run = sys.argv[1:]
+launch(Path(run), {"name": name, "commit": commit, "cores": int(cores), "mnist_dir": mnist}, "started")
+' "$NAME" "$commit" "$CORES" "$MNIST" "$run" | tee -a "$REPORT"
+    fi
+    pid=$(cat "$run/snakemake.pid")
+    while alive "$pid"; do
+        if ((limit > 0 && SECONDS >= BUDGET_S - RESERVE_S)); then
+            rc=124
+            stop_run
+            break
+        fi
+        sleep 1
+    done
+fi
+read -r ticks_end idle_end < <(cpu_ticks)
+[[ -n $run ]] || die "no run folder runs/$NAME-*"
+stop_run  # nothing of the run outlives the script (it runs in a session of its own)
+kill "${helpers[@]}" 2>/dev/null || true
+helpers=()
+if ((rc == 124 || rc == 137)); then
+    say "the run was stopped by the time budget (--budget-s $BUDGET_S)"
+elif ((rc != 0)); then
+    say "the run failed (exit $rc); the end of $run/fullrun.log:"
+    tail -n 25 "$run/fullrun.log" | sed 's/^/    /' | tee -a "$REPORT"
 fi
 
-# --- 3. the report ----------------------------------------------------------------------------
-device_note=$DEVICE
-((MPS == 0)) || device_note="$DEVICE with MPS"
-"$PY" - "$WORKDIR" "$OUT_DIR" "$SNAKEMAKE_START" "$SNAKEMAKE_END" "$SETUP_S" "$rc" \
-    "$device_note" "$GPU_JOBS" "$CORES" <<'PY' || rc=$?
-import csv
-import gzip
-import json
-import re
-import shutil
-import statistics
-import sys
-import tarfile
-import time
-from datetime import datetime
-from pathlib import Path
-
-work, out = Path(sys.argv[1]), Path(sys.argv[2])
-t0, t1, setup_s = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-rc, device, gpu_jobs, cores = int(sys.argv[6]), sys.argv[7], sys.argv[8], sys.argv[9]
-status = "stopped by the time budget" if rc in (124, 137) else f"failed (exit {rc})" if rc else ""
-log_text = (work / "snakemake.log").read_text(errors="replace")
-lines = []
-
-
-def say(text=""):
-    print(text)
-    lines.append(text)
-
-
-# Job starts and ends from Snakemake's log: a "[Sun Nov 29 20:55:51 2026]" line, then
-# "rule NAME:" / "localrule NAME:" (start) or "Finished jobid: N (Rule: NAME)" (end).
-started, finished, stamp = {}, {}, t0
-for line in log_text.splitlines():
-    match = re.fullmatch(r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]", line.strip())
-    if match:
-        stamp = time.mktime(time.strptime(match.group(1), "%a %b %d %H:%M:%S %Y"))
-        continue
-    match = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):$", line)
-    if match:
-        started.setdefault(match.group(1), []).append(stamp)
-        continue
-    match = re.search(r"Finished jobid: \d+ \(Rule: (\w+)\)", line)
-    if match:
-        finished.setdefault(match.group(1), []).append(stamp)
-planned = {}
-match = re.search(r"Job stats:\n.*?\n-+ +-+\n(.*?)\n\n", log_text + "\n\n", re.S)
-if match:
-    planned = {name: int(n) for name, n in re.findall(r"^(\w+) +(\d+)$", match.group(1), re.M)}
-    planned.pop("total", None)
-
-
-def n_done(rule):
-    return len(finished.get(rule, []))
-
-
-def end_of(*rules):
-    stamps = [s for rule in rules for s in finished.get(rule, [])]
-    return max(stamps) if stamps else None
-
-
-def read_tsv(path):
-    with open(path) as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
-def mean_share(path, start, end, parse):
-    """Mean of the samples in [start, end] of a samples file."""
-    values = []
-    if path.exists():
-        for row in path.read_text().splitlines():
-            try:
-                when, value = parse(row)
-            except (ValueError, IndexError, ZeroDivisionError):
-                continue
-            if start <= when <= end:
-                values.append(value)
-    return statistics.fmean(values) if values else None
-
-
-def cpu_sample(row):
-    when, total, idle = row.split("\t")
-    return float(when), 100 * (1 - int(idle) / int(total))
-
-
-def gpu_sample(row):
-    stamp, util, _ = (field.strip() for field in row.split(","))
-    return datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f").timestamp(), float(util)
-
-
-def busy(start, end):
-    parts = []
-    cpu = mean_share(work / "samples/cpu.tsv", start, end, cpu_sample)
-    if cpu is not None:
-        parts.append(f"CPU busy {cpu:.0f} %")
-    gpu = mean_share(work / "samples/gpu.csv", start, end, gpu_sample)
-    if gpu is not None:
-        parts.append(f"GPU busy {gpu:.0f} %")
-    return ", ".join(parts)
-
-
-# Per training job: the benchmark's wall seconds and the epochs and training seconds it
-# reports, written to benchmarks.tsv.
-jobs = []
-for stage, rule in (("search", "cross_validate"), ("final", "retrain")):
-    for bench in sorted((work / f"benchmarks/{stage}/{rule}").glob("*.tsv")):
-        if bench.stat().st_mtime < t0 - 1:
-            continue  # finished in an earlier run of a resumed working directory
-        trial = bench.stem
-        row = {"stage": stage, "trial": trial}
-        try:
-            first = read_tsv(bench)[0]
-            row.update(s=float(first["s"]), max_rss_mb=first["max_rss"], cpu_s=first["cpu_time"])
-            if stage == "search":
-                folds = json.loads((work / f"results/search/cv/{trial}.json").read_text())["folds"]
-                row["epochs"] = sum(fold["epochs"] for fold in folds)
-                row["train_s"] = sum(fold["seconds"] for fold in folds)
-            else:
-                metrics = json.loads((work / f"results/final/{trial}/metrics.json").read_text())
-                row["epochs"], row["train_s"] = metrics["epochs"], metrics["train_seconds"]
-        except (OSError, KeyError, IndexError, ValueError):
-            continue
-        jobs.append(row)
-
-
-def job_line(stage, wall):
-    rows = [row for row in jobs if row["stage"] == stage]
-    if not rows:
-        return ""
-    seconds = [row["s"] for row in rows]
-    epochs = sum(row.get("epochs", 0) for row in rows)
-    train = sum(row.get("train_s", 0) for row in rows)
-    text = f"jobs {statistics.median(seconds):.1f} s median, {max(seconds):.1f} s max"
-    if epochs:
-        text += f"; {epochs} epochs, {train / epochs:.3f} s per epoch in a job"
-    if wall:
-        text += f"; {sum(seconds) / wall:.1f} jobs at once on average"
-    return text
-
-
-say()
-say(f"== wall time per stage (device {device}, {gpu_jobs} GPU jobs at once, --cores {cores}) ==")
-say(f"snakemake: {status or 'complete'}")
-say(f"{'setup':<8} {setup_s:8.1f} s  wheels and checks")
-# A stage is complete when all its jobs planned at the start (the first "Job stats" table)
-# have finished; its wall time runs from the end of the stage before it. The retrainings are
-# planned only once the ranking exists (a checkpoint), so select_winner stands for them.
-STAGES = {
-    "data": ("download_mnist", "split_train_test"),
-    "search": ("sample_trials", "cross_validate", "rank_trials"),
-    "final": ("retrain", "select_winner"),
-}
-# The rest (figures, report tables, any rule added later) after the winner is chosen.
-known = {rule for rules in STAGES.values() for rule in rules} | {"all"}
-STAGES["figures"] = tuple(sorted({*planned, *started} - known))
-TRAINING = {"search": "cross_validate", "final": "retrain"}
-
-
-def stage_line(stage, start, end, complete):
-    rule = TRAINING.get(stage)
-    parts = []
-    if rule:
-        done, began = n_done(rule), len(started.get(rule, []))
-        total = planned.get(rule)
-        parts.append(f"{done} of {total if total is not None else began} {rule} jobs")
-        if not complete and began > done:
-            parts[-1] += f" ({began - done} running)"
-        if not complete and total and done and end > start:
-            left = (total - done) * (end - start) / done
-            parts.append(f"the other {total - done} need about {left:.0f} s more at this rate")
-    parts.append(busy(start, end))
-    head = f"{end - start:8.1f} s  " + ("" if complete else f"{status or 'incomplete'}: ")
-    say(f"{stage:<8} {head}" + "; ".join(part for part in parts if part))
-    if job_line(stage, end - start):
-        say(f"{'':<19}{job_line(stage, end - start)}")
-
-
-previous, cut = t0, False
-for stage, rules in STAGES.items():
-    todo = {rule: planned[rule] for rule in rules if rule in planned}
-    if cut:
-        say(f"{stage:<8} {'-':>8}    not reached")
-    elif planned and not todo:
-        say(f"{stage:<8} {'-':>8}    complete before this run")
-    elif todo and all(n_done(rule) >= n for rule, n in todo.items()):
-        end = max(end_of(*rules), previous)
-        stage_line(stage, previous, end, complete=True)
-        previous = end
-    else:
-        stage_line(stage, previous, max(t1, previous), complete=False)
-        cut = True
-say(f"{'total':<8} {t1 - t0 + setup_s:8.1f} s  (snakemake {t1 - t0:.1f} s)")
-
-failed = re.findall(r"Error in rule (\w+):\n(?:.*\n)*?\s+log: (\S+)", log_text)
-if rc in (124, 137):
-    failed = []  # the jobs that the stop ended, not failures
-for rule, path in failed[:2]:
-    say(f"\n== failed: {rule}, the end of {path} ==")
-    job_log = work / path
-    if job_log.exists():
-        for row in job_log.read_text(errors="replace").splitlines()[-15:]:
-            say(f"    {row}")
-
-winner_path = work / "results/winner/winner.json"
-say("\n== winner ==")
-if winner_path.exists():
-    winner = json.loads(winner_path.read_text())
-    params = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
-                       for key, value in winner["params"].items())
-    say(f"trial {winner['trial']}: {params}")
-    say(f"  test part {100 * winner['test_accuracy']:.2f} %, official test set "
-        f"{100 * winner['official_test_accuracy']:.2f} %, all 60,000 training images "
-        f"{100 * winner['whole_dataset_accuracy']:.2f} %")
-else:
-    say("none (the run did not reach select_winner)")
-
-# The output folder: at most 8 files (what the GPU tool sends back).
-out.mkdir(parents=True, exist_ok=True)
-copies = {
-    "results/search/ranking.tsv": "ranking.tsv",
-    "results/final/summary.tsv": "summary.tsv",
-    "results/winner/winner.json": "winner.json",
-}
-for source, name in copies.items():
-    if (work / source).exists():
-        shutil.copy2(work / source, out / name)
-if jobs:
-    with open(out / "benchmarks.tsv", "w", newline="") as handle:
-        fields = ["stage", "trial", "s", "epochs", "train_s", "max_rss_mb", "cpu_s"]
-        writer = csv.DictWriter(handle, fields, delimiter="\t", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(jobs)
-with gzip.open(out / "snakemake.log.gz", "wt") as handle:
-    handle.write(log_text)
-figures = sorted(work.glob("results/**/*.png"))
-if figures:
-    with tarfile.open(out / "figures.tar.gz", "w:gz") as archive:
-        for path in figures:
-            archive.add(path, arcname=str(path.relative_to(work)))
-# Everything small: results without models and data, logs, benchmarks, samples.
-with tarfile.open(out / "results.tar.gz", "w:gz") as archive:
-    for pattern in ("results/**/*", "logs/**/*", "benchmarks/**/*", "samples/*", "command.txt"):
-        for path in sorted(work.glob(pattern)):
-            if path.is_file() and path.suffix not in (".pt", ".npz", ".npy", ".png"):
-                archive.add(path, arcname=str(path.relative_to(work)))
-(out / "report.txt").write_text("\n".join(lines) + "\n")
-print(f"\nresults in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
-print(f"working directory: {work}")
-PY
+# --- 5. the report: where the run stands, its busy shares, its finished work saved and
+# published (`run save`: docs/NAME/state.tar.gz without the networks, then `run publish`) ----
+status >"$SCRATCH/status.txt"
+tee -a "$REPORT" <"$SCRATCH/status.txt"
+gpu_mean=$(awk -F, '{ s += $2; n++ } END { if (n) printf "%.0f %% (%d samples)", s / n, n }' \
+    "$SCRATCH/gpu.csv" 2>/dev/null || true)
+busy=$((100 - 100 * (idle_end - idle_start) / (ticks_end - ticks_start + 1)))
+say "during the run: CPU busy $busy %${gpu_mean:+, GPU busy $gpu_mean}"
+DOCS=$REPO/docs/$NAME
+if mnist_mlp run save "$NAME" >"$SCRATCH/save.txt" 2>&1; then
+    head -n 1 "$SCRATCH/save.txt" | tee -a "$REPORT"
+    say "cost of the training jobs ($DOCS/cost.tsv; stage_wall_s: first start to last end):"
+    column -t -s $'\t' "$DOCS/cost.tsv" 2>/dev/null | tee -a "$REPORT" || tee -a "$REPORT" <"$DOCS/cost.tsv"
+else
+    say "mnist-mlp run save failed (a run stopped before any trial finished cannot be published):"
+    tail -n 5 "$SCRATCH/save.txt" | tee -a "$REPORT"
+fi
+# Back to $OUT_DIR (the device tool returns at most 8 files): the report, Snakemake's output,
+# the published folder with the saved state, its main tables, and the jobs' logs with the
+# profile and the GPU samples.
+mkdir -p "$OUT_DIR"
+cp "$REPORT" "$OUT_DIR/report.txt"
+gzip -c "$run/fullrun.log" >"$OUT_DIR/fullrun.log.gz"
+for file in summary.md cost.tsv winner.json; do
+    [[ ! -f $DOCS/$file ]] || cp "$DOCS/$file" "$OUT_DIR/"
+done
+[[ ! -d $DOCS ]] || tar -czf "$OUT_DIR/$NAME.tar.gz" -C "$REPO/docs" "$NAME"
+cp "$SCRATCH/gpu.csv" "$PROFILE/" 2>/dev/null || true
+# (a folder not there yet is left out; tar still writes the rest)
+tar -czf "$OUT_DIR/logs.tar.gz" -C "$run" run.json logs -C "$SCRATCH" profile 2>/dev/null || true
+echo "results in $OUT_DIR: $(cd "$OUT_DIR" && echo *)"
+echo "the run: $run"
+if ((rc == 0)) && ! grep -q '^Stage: done' "$SCRATCH/status.txt"; then rc=1; fi
 exit "$rc"
