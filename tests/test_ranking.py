@@ -54,21 +54,31 @@ def test_best_first_ties_by_trial_id_diverged_last():
     ]
 
 
-def test_the_dat_files_follow_the_ranking(tmp_path):
+def rank_files(folder, results, rung_tables=None):
+    """``results`` written as the CV jobs write them, then ranked by the rank stage as its rule
+    runs it (with ``rung_tables``: a halving search's, and its rungs table); returns the
+    stage's output paths."""
     paths = []
-    for item in (
+    for item in results:
+        write_json(folder / f"{item['trial']}.json", item)
+        paths.append(folder / f"{item['trial']}.json")
+    outputs = Paths(
+        ranking=folder / "ranking.tsv",
+        sorted_scores=folder / "scores.dat",
+        sorted_params=folder / "params.dat",
+        **({"rungs": folder / "rungs.tsv"} if rung_tables else {}),
+    )
+    ranking.rank_trials_stage(paths, outputs, rung_tables or ())
+    return outputs
+
+
+def test_the_dat_files_follow_the_ranking(tmp_path):
+    results = [
         result("t0001", 0.3),
         result("t0000", 0.123456789123),
         result("t0002", None, "diverged"),
-    ):
-        write_json(tmp_path / f"{item['trial']}.json", item)
-        paths.append(tmp_path / f"{item['trial']}.json")
-    outputs = Paths(
-        ranking=tmp_path / "ranking.tsv",
-        sorted_scores=tmp_path / "scores.dat",
-        sorted_params=tmp_path / "params.dat",
-    )
-    ranking.rank_trials_stage(paths, outputs)
+    ]
+    outputs = rank_files(tmp_path, results)
     assert outputs.sorted_scores.read_text() == "0.12345679\n0.3\nnan\n"
     lines = [json.loads(line) for line in outputs.sorted_params.read_text().splitlines()]
     assert [line["trial"] for line in lines] == ["t0000", "t0001", "t0002"]
@@ -104,16 +114,7 @@ def test_the_ranking_file_holds_every_trials_scores(tmp_path):
         result("t0001", 0.2) | {"std_loss": 0.04, "mean_accuracy": 0.93, "mean_epochs": 12.0},
         result("t0002", None, "diverged") | {"mean_epochs": 3.0},
     ]
-    paths = []
-    for item in finished:
-        write_json(tmp_path / f"{item['trial']}.json", item)
-        paths.append(tmp_path / f"{item['trial']}.json")
-    outputs = Paths(
-        ranking=tmp_path / "ranking.tsv",
-        sorted_scores=tmp_path / "scores.dat",
-        sorted_params=tmp_path / "params.dat",
-    )
-    ranking.rank_trials_stage(paths, outputs)
+    outputs = rank_files(tmp_path, finished)
     table = read_table(outputs.ranking)
     assert list(table.columns) == [*COLUMNS, *SCORES]
     assert table["trial"].tolist() == ["t0001", "t0000", "t0002"]
@@ -188,18 +189,9 @@ def test_the_rung_decisions_are_gathered_by_rung_then_trial(tmp_path):
     second = [result("t0001", 0.2, rung=1, budget=27), rung_result("t0002", 1, 27, 0.25)]
     write_table(halving.decide(first, 3, last=False), tmp_path / "rung0.tsv")
     write_table(halving.decide(second, 3, last=False), tmp_path / "rung1.tsv")
-    paths = []
-    for item in (first[0], *second):  # where each trial finished: t0000 was pruned at rung 0
-        write_json(tmp_path / f"{item['trial']}.json", item)
-        paths.append(tmp_path / f"{item['trial']}.json")
-    outputs = Paths(
-        ranking=tmp_path / "ranking.tsv",
-        sorted_scores=tmp_path / "scores.dat",
-        sorted_params=tmp_path / "params.dat",
-        rungs=tmp_path / "rungs.tsv",
-    )
-    ranking.rank_trials_stage(
-        paths, outputs, rung_tables=[tmp_path / "rung1.tsv", tmp_path / "rung0.tsv"]
+    # where each trial finished: t0000 was pruned at rung 0
+    outputs = rank_files(
+        tmp_path, (first[0], *second), [tmp_path / "rung1.tsv", tmp_path / "rung0.tsv"]
     )
     rungs = read_table(outputs.rungs)
     assert list(rungs.columns) == ["trial", "rung", "budget", "score", "mean_epochs", "decision"]
