@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -180,3 +181,24 @@ def test_a_non_finite_held_out_loss_is_recorded_as_diverged(images):
     assert record["status"] == "diverged"
     assert math.isnan(record["loss"]) and math.isnan(record["accuracy"])
     assert record["epochs"] == 2  # it trained: only the score is missing
+
+
+def test_importing_the_package_pins_mkls_strict_reproducibility():
+    """Without MKL_CBWR in the environment, importing mnist_mlp puts MKL in AUTO,STRICT mode (read
+    back from MKL as it runs: 65538 is AUTO|STRICT), so that the thread count changes no bit of a
+    result; an explicit MKL_CBWR is the user's and is kept."""
+    probe = (
+        "import ctypes, os, torch, mnist_mlp\n"
+        "torch.rand(64, 64) @ torch.rand(64, 64)\n"
+        "lib = os.path.join(os.path.dirname(torch.__file__), 'lib', 'libtorch_cpu.so')\n"
+        "lib = ctypes.CDLL(lib)\n"
+        "print(os.environ.get('MKL_CBWR'), lib.mkl_serv_cbwr_get(-1))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    environment["PYTHONPATH"] = str(REPO / "workflow")  # this checkout's package
+    for given, expected in ((None, "AUTO,STRICT 65538"), ("COMPATIBLE", "COMPATIBLE")):
+        env = environment | ({"MKL_CBWR": given} if given else {})
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+        )
+        assert done.stdout.startswith(expected), done.stdout
