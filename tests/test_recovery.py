@@ -45,6 +45,7 @@ def cv_result(trial="t0000", **changes):
         ({"status": "finished"}, "status 'finished'"),
         ({"mean_loss": None}, "without its mean_loss"),
         ({"mean_epochs": "4"}, "mean_epochs is missing or not a float"),
+        ({"trial": "t0001"}, "holds trial 't0001', not the trial its path names"),  # a copy
     ],
 )
 def test_a_result_without_what_the_stages_read_is_named_and_set_aside(tmp_path, change, named):

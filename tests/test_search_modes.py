@@ -111,8 +111,9 @@ def test_the_rung_stage_writes_a_result_a_history_and_a_state(
     synthetic_npz, train_indices, tmp_path
 ):
     trial = trials.sample_trial(0, 3, SPACE)
+    folder = tmp_path / trial["trial"]  # as the layout names them: halving/<trial>/rung<r>.*
     first = Paths(
-        result=tmp_path / "r0.json", history=tmp_path / "r0.tsv", state=tmp_path / "r0.pt"
+        result=folder / "rung0.json", history=folder / "rung0.tsv", state=folder / "rung0.pt"
     )
     rung = search.train_rung_stage(
         synthetic_npz, train_indices, first, trial, SETTINGS, 0, 2, threads=1
@@ -120,7 +121,7 @@ def test_the_rung_stage_writes_a_result_a_history_and_a_state(
     assert rung["status"] == "running" and rung["rung"] == 0 and rung["budget"] == 2
     assert [fold["epochs"] for fold in rung["folds"]] == [2, 2]
     second = Paths(
-        result=tmp_path / "r1.json", history=tmp_path / "r1.tsv", state=tmp_path / "r1.pt"
+        result=folder / "rung1.json", history=folder / "rung1.tsv", state=folder / "rung1.pt"
     )
     done = search.train_rung_stage(
         synthetic_npz, train_indices, second, trial, SETTINGS, 1, 9, 1, first.state

@@ -133,6 +133,10 @@ def read_result(path) -> dict:
             raise set_aside(path, f"{key} is missing or not a {kind.__name__}")
     if not result["folds"]:
         raise set_aside(path, "it lists no folds")
+    # a result copied over another trial's would rank one trial twice and lose the other
+    named = (Path(path).stem, Path(path).parent.name)  # cv/<trial>.json, halving/<trial>/rungN.json
+    if result["trial"] not in named:
+        raise set_aside(path, f"it holds trial {result['trial']!r}, not the trial its path names")
     status = result["status"]
     needed = {"ok": FINISHED_KEYS, "diverged": FINISHED_KEYS, "running": ("score",)}.get(status)
     if needed is None:
