@@ -8,7 +8,7 @@
 #                        own config) and a picture of its front page; `make report`: the same
 #   make bench           training speed and orchestration figures
 #   make lint            snakemake --lint, snakefmt, ruff, shellcheck
-#   make guard           result versions: each stage computes what its version says (~3 min)
+#   make guard           result versions: each stage computes what its version says (~7 min)
 #   make mutants         mutation testing of ranking, winner, trials, data (~10 min; not in CI)
 
 PYTHON3 ?= python3
