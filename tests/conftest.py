@@ -153,6 +153,10 @@ def mnist_npz(mnist_dir, tmp_path_factory) -> Path:
 # The smallest run that still exercises every stage on real images: 2 trials, 2 folds,
 # 2 epochs each; the best and the reference retrained for 2 epochs (one wave of jobs each on
 # 2 cores); 200 ascent steps.
+# The lab's hyper-parameters in the order every table and record shows them (the tests' own
+# copy: the spec, not the package's constant).
+LAB_PARAMETERS = ["Nh1", "Nh2", "dropout", "optimizer", "lr", "L2"]
+
 TINY = {
     "device": "cpu",  # exact comparisons between runs and with reloaded models, on any host
     "search": {"n_trials": 2, "folds": 2, "max_epochs": 2},

@@ -5,7 +5,7 @@ import json
 import math
 
 import numpy as np
-from conftest import Paths
+from conftest import LAB_PARAMETERS, Paths
 
 from mnist_mlp import halving, ranking
 from mnist_mlp.io import read_result, read_table, write_json, write_table
@@ -45,12 +45,7 @@ def test_best_first_ties_by_trial_id_diverged_last():
     assert list(table.columns[:8]) == [
         "rank",
         "trial",
-        "Nh1",
-        "Nh2",
-        "dropout",
-        "optimizer",
-        "lr",
-        "L2",
+        *LAB_PARAMETERS,
     ]
 
 
@@ -102,7 +97,7 @@ def test_pruned_trials_rank_after_completed_ones_deeper_rungs_first():
     assert table["score"].tolist()[:4] == [0.3, 0.5, 0.1, 0.2]
 
 
-COLUMNS = ["rank", "trial", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2"]
+COLUMNS = ["rank", "trial", *LAB_PARAMETERS]
 SCORES = ["mean_loss", "std_loss", "mean_accuracy", "mean_epochs", "status"]
 
 

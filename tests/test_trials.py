@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import REPO, default_config
+from conftest import LAB_PARAMETERS, REPO, default_config
 from scipy import stats
 
 from mnist_mlp import trials
@@ -143,12 +143,7 @@ def test_fixed_values_and_searched_extras():
         }
     assert list(drawn["t0000"]) == [
         "trial",
-        "Nh1",
-        "Nh2",
-        "dropout",
-        "optimizer",
-        "lr",
-        "L2",
+        *LAB_PARAMETERS,
         "batch_size",
     ]
 

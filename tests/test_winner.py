@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Paths
+from conftest import LAB_PARAMETERS, Paths
 
 from mnist_mlp.errors import UserFacingError
 from mnist_mlp.io import read_json, read_table, write_json, write_table
@@ -143,12 +143,7 @@ def test_the_winner_stage_writes_the_summary_the_record_and_the_winners_network(
     assert list(summary.columns) == [
         "trial",
         "reference",
-        "Nh1",
-        "Nh2",
-        "dropout",
-        "optimizer",
-        "lr",
-        "L2",
+        *LAB_PARAMETERS,
         "cv_loss",
         "status",
         "test_accuracy",
