@@ -19,10 +19,11 @@ import subprocess
 import sys
 
 PROBE = r"""
-import ctypes, json, os, sys, time
+import json, os, sys, time
 import torch
 sys.path.insert(0, sys.argv[2])
 from mnist_mlp.model import MLP
+from mnist_mlp.training import mkl_mode
 # the package sets MKL_CBWR on import; MKL reads it at torch's first computation, below
 if sys.argv[3] == "strict":
     os.environ["MKL_CBWR"] = "AUTO,STRICT"
@@ -43,10 +44,7 @@ for _ in range(4):
         optimizer.step()
     epochs.append(time.perf_counter() - start)
 weights = [p.detach().double().sum().item() for p in net.parameters()]
-# MKL's mode as it ran (MKL_CBWR_ALL): 1 is off, 65538 is AUTO|STRICT
-mkl = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
-mode = mkl.mkl_serv_cbwr_get(-1) if hasattr(mkl, "mkl_serv_cbwr_get") else None
-print(json.dumps({"epoch_s": min(epochs[1:]), "weights": weights, "mkl_mode": mode}))
+print(json.dumps({"epoch_s": min(epochs[1:]), "weights": weights, "mkl_mode": mkl_mode()}))
 """
 
 

@@ -188,11 +188,10 @@ def test_importing_the_package_pins_mkls_strict_reproducibility():
     back from MKL as it runs: 65538 is AUTO|STRICT), so that the thread count changes no bit of a
     result; an explicit MKL_CBWR is the user's and is kept."""
     probe = (
-        "import ctypes, os, torch, mnist_mlp\n"
+        "import os, torch\n"
+        "from mnist_mlp.training import mkl_mode\n"
         "torch.rand(64, 64) @ torch.rand(64, 64)\n"
-        "lib = os.path.join(os.path.dirname(torch.__file__), 'lib', 'libtorch_cpu.so')\n"
-        "lib = ctypes.CDLL(lib)\n"
-        "print(os.environ.get('MKL_CBWR'), lib.mkl_serv_cbwr_get(-1))\n"
+        "print(os.environ.get('MKL_CBWR'), mkl_mode())\n"
     )
     environment = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     environment["PYTHONPATH"] = str(REPO / "workflow")  # this checkout's package

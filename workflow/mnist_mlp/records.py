@@ -150,21 +150,15 @@ def benchmark_seconds(path, threads: int = 1) -> float | None:
     return job_seconds(seconds, cpu_seconds, threads)
 
 
-# A Snakemake that got to run jobs logs what it was given; one refused at the start (the folder
-# locked by a running one, a bad config) writes a log too, which says nothing about the run.
-STARTED = re.compile(r"^Provided (cores|remote nodes): ", re.MULTILINE)
-
-
 def main_log(directory: Path) -> Path | None:
-    """The log of the newest Snakemake that started jobs (the names are start times); else the
-    newest log."""
+    """The log of the newest Snakemake that started jobs (the names are start times), else the
+    newest log: one refused at the start (the folder locked by a running one, a bad config)
+    writes a log too, which says nothing about the run."""
     logs = sorted((directory / ".snakemake" / "log").glob("*.snakemake.log"))
     for log in reversed(logs):
-        try:
-            if STARTED.search(log.read_text(errors="replace")):
-                return log
-        except OSError:
-            continue
+        facts = read_main_log(log)
+        if facts.cores is not None or facts.remote_nodes is not None:
+            return log
     return logs[-1] if logs else None
 
 

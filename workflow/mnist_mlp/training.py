@@ -67,6 +67,17 @@ def configure_torch(threads: int, device: str = "auto") -> str:
     return device
 
 
+def mkl_mode() -> int | None:
+    """MKL's conditional numerical reproducibility mode as it runs, read back from MKL (65538 is
+    AUTO|STRICT, what the package sets through MKL_CBWR; 1 is off); None without MKL."""
+    import ctypes
+    import os
+
+    library = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+    getter = getattr(library, "mkl_serv_cbwr_get", None)
+    return getter(-1) if getter else None
+
+
 def derived_seed(seed: int, *stream: int | str) -> int:
     """A 32-bit seed of its own for each (stream, ...) tuple, e.g. (fit, trial id, fold)."""
     key = tuple(zlib.crc32(part.encode()) if isinstance(part, str) else part for part in stream)
