@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,6 +32,28 @@ CONFIG = {
 SCALE = 51_000 / 30_600
 
 
+_STAND_INS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_stand_ins():
+    yield
+    while _STAND_INS:
+        process = _STAND_INS.pop()
+        process.kill()
+        process.wait()
+
+
+def stand_in_for_snakemake(workdir) -> subprocess.Popen:
+    """A process that works in ``workdir`` and names ``snakemake`` in its command line, as
+    ``python -m snakemake`` does: what progress looks for beside the lock files."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", "snakemake"], cwd=workdir
+    )
+    _STAND_INS.append(process)
+    return process
+
+
 def write(path, text: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -44,9 +69,10 @@ def make_run(tmp_path, config: dict = CONFIG, cores: int | None = 2, locked: boo
             workdir / ".snakemake/log/2026-11-29T205548.270545.snakemake.log",
             f"Building DAG of jobs...\nProvided cores: {cores}\n1 of 30 steps (3%) done\n",
         )
-    if locked:  # taken before every job of the fake run started
+    if locked:  # taken before every job of the fake run started, by a process working there
         write(workdir / ".snakemake/locks/0.input.lock", "")
         os.utime(workdir / ".snakemake/locks/0.input.lock", (NOW - 10_000, NOW - 10_000))
+        stand_in_for_snakemake(workdir)
     return workdir
 
 
@@ -191,6 +217,27 @@ def test_without_the_lock_marked_jobs_are_interrupted(tmp_path):
     text = report(state, NOW)
     assert "Snakemake is not running" in text
     assert "Interrupted (rerun with --rerun-incomplete) (2):" in text
+
+
+def test_a_lock_left_by_a_killed_snakemake_is_not_a_running_one(tmp_path):
+    workdir = mid_search(tmp_path)
+    holder = _STAND_INS[-1]
+    assert collect(workdir, now=NOW).running
+    holder.send_signal(signal.SIGSTOP)  # paused (`mnist-mlp run pause`): still running
+    try:
+        assert collect(workdir, now=NOW).running
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    holder.kill()  # killed: its lock files stay
+    holder.wait()
+    state = collect(workdir, now=NOW)
+    assert (state.running, state.lock_left) == (False, True)
+    assert all(job.started is None for job in state.jobs)  # interrupted, not running
+    assert state.parts[0].seconds == pytest.approx(15 * 200 / 2)
+    flat = " ".join(report(state, NOW).split())
+    assert "no Snakemake process on this machine works here, but one left its lock" in flat
+    assert "`snakemake --unlock`, or `mnist-mlp run resume`, clears it" in flat
+    assert "Interrupted (rerun with --rerun-incomplete) (2):" in flat
 
 
 def test_a_finished_result_still_marked_incomplete_is_not_done(tmp_path):
@@ -489,3 +536,110 @@ def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--directory", str(tmp_path)])
     assert "is not a run of this workflow" in capsys.readouterr().err
+
+
+HALVING = merged(
+    CONFIG,
+    {
+        "search": {
+            "n_trials": 9,
+            "max_epochs": 18,
+            "pruning": "halving",
+            "halving": {"eta": 3, "min_epochs": 2},  # rungs of 2, 6 and 18 epochs
+        }
+    },
+)
+
+
+def write_rung(workdir, trial, rung, score, epoch_seconds=1.0, seconds=20.0, status="running"):
+    """A finished rung job of successive halving: its result (2 folds at the rung's budget)
+    and its benchmark."""
+    budget = (2, 6, 18)[rung]
+    folds = [
+        {"fold": f, "status": status, "epochs": budget, "seconds": budget * epoch_seconds}
+        for f in (1, 2)
+    ]
+    result = {"trial": trial, "rung": rung, "budget": budget, "status": status, "folds": folds}
+    if status == "running":
+        result["score"] = score
+    else:
+        result |= {"mean_loss": score, "mean_accuracy": None if score is None else 0.9}
+    write_json(workdir / f"results/search/halving/{trial}/rung{rung}.json", result)
+    write_benchmark(workdir / f"benchmarks/search/train_rung/{trial}/rung{rung}.tsv", seconds)
+
+
+def halving_first_rung(tmp_path):
+    """Rung 0 (2 epochs) with 7 of its 9 jobs done (scores 0.7 ... 0.1: t0006 leads; epoch
+    times 1.0 ... 1.6 s, median 1.3 s), t0007 and t0008 running for 5 s; the winner of a
+    restored earlier search on disk."""
+    workdir = make_run(tmp_path, HALVING)
+    for i in range(7):
+        write_rung(workdir, f"t{i:04d}", 0, score=0.7 - i / 10, epoch_seconds=1.0 + i / 10)
+    for trial in ("t0007", "t0008"):
+        for output in ("json", "history.tsv", "state.pt"):
+            mark(workdir, f"results/search/halving/{trial}/rung0.{output}", NOW - 5)
+    write_json(
+        workdir / "results/winner/winner.json",
+        {"trial": "t0084", "test_accuracy": 0.9858, "official_test_accuracy": 0.9841},
+    )
+    return workdir
+
+
+def test_halving_progress_counts_each_rung_and_estimates_from_the_rungs(tmp_path):
+    state = collect(halving_first_rung(tmp_path), now=NOW)
+    assert (state.stage, state.cross_validated, state.pruned, state.best) == ("search", 0, 0, None)
+    rungs = [(r.budget, r.done, r.expected, r.exact, r.leader) for r in state.rungs]
+    assert rungs == [
+        (2, 7, 9, True, ("t0006", pytest.approx(0.1))),
+        (6, 0, 3, False, None),  # at most a third of rung 0: not decided yet
+        (18, 0, 1, False, None),
+    ]
+    assert [(job.rule, job.trial) for job in state.jobs] == [
+        ("train_rung", "t0007"),
+        ("train_rung", "t0008"),
+    ]
+    search, final = state.parts
+    # 10 s per epoch (20 s jobs of 2 epochs): 2 jobs × 20 s at rung 0, at most 3 × 40 s (4
+    # epochs more) at rung 1 and 1 × 120 s at rung 2, less the 5 s each running job spent
+    assert search.seconds == pytest.approx((2 * 20 + 3 * 40 + 120 - 2 * 5) / 2)
+    # no trial through its last rung: 4 retrainings at the rung fits' median 1.3 s per epoch
+    assert final.seconds == pytest.approx(4 * 1.3 * SCALE * 300 / 2)
+    flat = " ".join(report(state, NOW).split())
+    assert "0/9 trials done: pruned, diverged or through their last rung" in flat
+    assert "rungs 2 epochs 7/9 (best t0006, score 0.1000); 6 epochs 0/≤3; 18 epochs 0/≤1" in flat
+    assert "the median epoch time of the 7 trials' rung fits so far, 1.30 s per epoch" in flat
+    assert "an earlier search's winner t0084" in flat
+    assert "benchmarks/search/train_rung/<trial>/rung<r>.tsv" in flat
+    assert "logs/search/train_rung/<trial>/rung<r>.log" in flat
+
+
+def test_halving_progress_follows_the_rungs_decisions(tmp_path):
+    workdir = halving_first_rung(tmp_path)
+    write_rung(workdir, "t0007", 0, score=0.05)
+    write_rung(workdir, "t0008", 0, score=None, status="diverged")
+    for trial in ("t0007", "t0008"):  # both finished: no longer marked
+        for output in ("json", "history.tsv", "state.pt"):
+            (workdir / ".snakemake/incomplete").joinpath(
+                base64.urlsafe_b64encode(
+                    f"results/search/halving/{trial}/rung0.{output}".encode()
+                ).decode()
+            ).unlink()
+    decisions = [("t0007", "promoted"), ("t0006", "promoted"), ("t0005", "promoted")]
+    decisions += [(f"t{i:04d}", "pruned") for i in range(5)] + [("t0008", "diverged")]
+    write(
+        workdir / "results/search/halving/batch0/rung0.tsv",
+        "trial\trung\tbudget\tscore\tmean_epochs\tdecision\n"
+        + "".join(f"{t}\t0\t2\t0.1\t2\t{d}\n" for t, d in decisions),
+    )
+    write_rung(workdir, "t0007", 1, score=0.04, seconds=40)
+    state = collect(workdir, now=NOW)
+    assert (state.cross_validated, state.pruned, state.diverged) == (6, 5, 1)
+    rungs = [(r.budget, r.done, r.expected, r.exact) for r in state.rungs]
+    assert rungs == [(2, 9, 9, True), (6, 1, 3, True), (18, 0, 1, False)]
+    (search, _) = state.parts
+    # 2 rung-1 jobs left at 40 s (the one finished), 1 at rung 2 at 10 s × 12 epochs
+    assert search.seconds == pytest.approx((2 * 40 + 120) / 2)
+    flat = " ".join(report(state, NOW).split())
+    assert "6/9 trials done: pruned, diverged or through their last rung" in flat
+    assert "(5 pruned, 1 diverged)" in flat
+    assert "6 epochs 1/3 (best t0007, score 0.0400)" in flat

@@ -11,9 +11,13 @@ exists; an output that Snakemake still marks as incomplete (``.snakemake/incompl
 done. Those markers also tell which jobs run now: their file names are the outputs' paths in
 URL-safe base64, their modification times the jobs' start times; each running job's newest
 epoch line in its log shows how far it is ("fold 2/4 epoch 17/100"). Snakemake holds files in
-``.snakemake/locks/`` while it runs; without them, the markers are jobs that were interrupted,
-and so are markers older than the running Snakemake's lock files: an earlier run left them,
-this one redoes them.
+``.snakemake/locks/`` while it runs; without them, or where no Snakemake process of this machine
+works in the folder (``/proc``: one killed leaves its lock files), the markers are jobs that
+were interrupted, and so are markers older than the running Snakemake's lock files: an earlier
+run left them, this one redoes them. With successive halving (``search.pruning: halving``) a
+trial is done once a rung's decision (``results/search/halving/batch<b>/rung<r>.tsv``) pruned
+it or it finished at a rung, and each rung's jobs are counted from
+``results/search/halving/<trial>/rung<r>.json``.
 The config is the run's own (``results/run_config.started.yaml``, written when a run starts,
 else ``results/run_config.yaml``, the results' config) when it exists, else the workflow's
 ``config.yaml`` (beside the Snakefile, two folders above this module) with the
@@ -41,6 +45,12 @@ once every trial is cross-validated), so the estimate is the sum of
   rather than replaced by their mean. A running retraining counts with its epochs left times
   the median time of its newest epochs (its log's "epoch e/E ... seconds s" lines), else as
   for the search; jobs at once are ``cores // 1``.
+
+With successive halving the search part is the rung jobs left (every trial at the first rung,
+then what each rung promoted, or while undecided a ``1/eta`` share, an upper bound) at each
+rung's mean job time (an unstarted rung: the first rung's time per epoch times the epochs it
+adds), and until a trial is through its last rung the retrainings take the median epoch time
+of every trial's newest rung fits (the median: a paused fit counts its pause in its seconds).
 
 ``select_winner`` and the figures take about a minute and are not estimated. ``--cores`` is the
 ``--cores`` of the run; by default the "Provided cores" of the newest Snakemake log, else this
@@ -76,6 +86,7 @@ from .records import (
     benchmark_seconds,
     incomplete_outputs,
     lock_time,
+    locked,
     main_log,
     read_main_log,
     snakemake_running,
@@ -204,6 +215,20 @@ class Part:
 
 
 @dataclass
+class Rung:
+    """One rung of successive halving: its epochs per fold, the rung jobs finished, the jobs it
+    will have (``exact`` False: not decided yet, ``1/eta`` of the rung before at most), their
+    times, and the best trial at it so far (lowest rung score)."""
+
+    budget: int
+    done: int
+    expected: int
+    exact: bool
+    seconds: list[float]
+    leader: tuple[str, float] | None = None
+
+
+@dataclass
 class Progress:
     directory: Path
     config_sources: list[str]
@@ -228,6 +253,8 @@ class Progress:
     main_log: str | None
     log_facts: LogFacts = field(default_factory=LogFacts)
     pruned: int = 0  # with successive halving
+    rungs: list[Rung] = field(default_factory=list)  # with successive halving
+    lock_left: bool = False  # lock files, but no Snakemake process here: killed?
 
     @property
     def eta(self) -> float | None:
@@ -307,6 +334,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         cores, cores_source = os.cpu_count() or 1, "this machine's CPUs"
 
     running = snakemake_running(directory)
+    lock_left = not running and locked(directory)
     markers = incomplete_outputs(directory)
 
     def done(path: str) -> bool:
@@ -343,8 +371,12 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             if seconds is not None:
                 cv_seconds.append(seconds)
     halving = search.get("pruning") == "halving"
+    rungs, rung_epoch_seconds = [], []
     if halving:  # the trials' final results are their last rungs
-        results, rung_jobs = _halving_results(directory, markers, trials)
+        results, rung_jobs, rung_epoch_seconds = _halving_results(directory, markers, trials)
+        eta = int(search["halving"]["eta"])
+        budgets_ = budgets(search["halving"]["min_epochs"], eta, folds_epochs(search))
+        rungs = _rungs(rung_jobs, budgets_, n_trials, eta)
     ok = sorted(
         (r for r in results.values() if r["status"] == "ok" and r["mean_loss"] is not None),
         key=lambda r: (r["mean_loss"], r["trial"]),
@@ -452,11 +484,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     if stage in ("data", "search") and halving:
         parts.append(
             _halving_part(
-                n_trials,
-                rung_jobs,
-                budgets(
-                    search["halving"]["min_epochs"], search["halving"]["eta"], folds_epochs(search)
-                ),
+                rungs,
                 int(search["halving"]["eta"]),
                 [job for job in jobs if job.rule == "train_rung"],
                 jobs_at_once("train_rung", cores, facts, gpu),
@@ -495,6 +523,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
                 [job for job in jobs if job.rule == "retrain"],
                 jobs_at_once("retrain", cores, facts, gpu),
                 now,
+                rung_epoch_seconds,
             )
         )
 
@@ -522,6 +551,8 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         parts=parts,
         main_log=_shown(log_path, directory) if log_path else None,
         log_facts=facts,
+        rungs=rungs,
+        lock_left=lock_left,
     )
 
 
@@ -563,13 +594,23 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
                 results[trial] = cv_summary(handle.read(), trial)
         except (OSError, ValueError):
             continue
-    jobs = {}
+    jobs, newest = {}, {}
     for path in root.glob("t*/rung*.json"):
         if str(path.relative_to(directory)) in markers:
             continue
         rung = int(path.stem.removeprefix("rung"))
-        entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "promoted": None})
+        entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "promoted": None, "leader": None})
         entry["done"] += 1
+        if rung >= newest.get(path.parent.name, (-1, None))[0]:
+            newest[path.parent.name] = (rung, path)
+        try:
+            with open(path, "rb") as handle:
+                score = json.loads(handle.read()).get("score")
+        except (OSError, ValueError):
+            score = None
+        if isinstance(score, (int, float)) and math.isfinite(score):
+            if entry["leader"] is None or (score, path.parent.name) < entry["leader"][::-1]:
+                entry["leader"] = (path.parent.name, float(score))
         rung_number = path.stem.removeprefix("rung")
         bench = directory / layout.benchmark("train_rung", trial=path.parent.name, rung=rung_number)
         if (seconds := benchmark_seconds(bench, THREADS["train_rung"])) is not None:
@@ -577,38 +618,59 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
     for rung, rows in decisions.items():
         entry = jobs.setdefault(rung + 1, {"done": 0, "seconds": [], "promoted": None})
         entry["promoted"] = sum(row["decision"] == "promoted" for row in rows)
-    return results, jobs
+    # each trial's newest rung fits: their seconds per epoch (the folds' times add up rung on
+    # rung), for the retrainings' estimate before any trial is through its last rung
+    epoch_seconds = [s for _, path in newest.values() if (s := _cv_epoch_seconds(path))]
+    return results, jobs, epoch_seconds
 
 
-def _halving_part(n_trials, rung_jobs, budgets_, eta, running, jobs, now) -> Part:
-    """The rung jobs left: at rung 0 every trial, then what the rungs promoted (where decided,
-    else 1/eta of the rung before, an upper bound: trials that stop early leave the race),
-    each at its rung's mean job time (where none finished yet: the first rung's, scaled by the
-    epochs the rung adds)."""
-    first = rung_jobs.get(0, {}).get("seconds") or []
+def _rungs(rung_jobs: dict, budgets_: list[int], n_trials: int, eta: int) -> list[Rung]:
+    """The rungs as they stand: at rung 0 every trial, then what the rung before promoted
+    (where decided, else ``1/eta`` of its jobs, an upper bound: trials that stop early leave
+    the race)."""
+    rungs, expected = [], n_trials
+    for rung, budget in enumerate(budgets_):
+        entry = rung_jobs.get(rung, {})
+        exact = True
+        if rung:
+            if entry.get("promoted") is not None:
+                expected = entry["promoted"]
+            else:
+                expected, exact = math.ceil(expected / eta), False
+        rungs.append(
+            Rung(
+                budget,
+                entry.get("done", 0),
+                expected,
+                exact,
+                entry.get("seconds", []),
+                entry.get("leader"),
+            )
+        )
+    return rungs
+
+
+def _halving_part(rungs: list[Rung], eta, running, jobs, now) -> Part:
+    """The rung jobs left (``_rungs``), each at its rung's mean job time (where none finished
+    yet: the first rung's, scaled by the epochs the rung adds)."""
+    first = rungs[0].seconds
     if not first:
         return Part("search", None, "not known yet: no rung job has finished")
-    per_epoch = (sum(first) / len(first)) / budgets_[0]
-    left, total, expected = 0, 0.0, n_trials
-    for rung, budget in enumerate(budgets_):
-        entry = rung_jobs.get(rung, {"done": 0, "seconds": [], "promoted": None})
-        if rung:
-            expected = (
-                entry["promoted"] if entry["promoted"] is not None else math.ceil(expected / eta)
-            )
-        added = budget - (budgets_[rung - 1] if rung else 0)
-        mean = (
-            sum(entry["seconds"]) / len(entry["seconds"]) if entry["seconds"] else per_epoch * added
-        )
-        todo = max(expected - entry["done"], 0)
+    per_epoch = (sum(first) / len(first)) / rungs[0].budget
+    left, total = 0, 0.0
+    for index, rung in enumerate(rungs):
+        added = rung.budget - (rungs[index - 1].budget if index else 0)
+        mean = sum(rung.seconds) / len(rung.seconds) if rung.seconds else per_epoch * added
+        todo = max(rung.expected - rung.done, 0)
         left += todo
         total += todo * mean
     if left == 0:
         return Part("search", 0.0, "every rung trained; ranking the trials")
     spent = _spent(running, total / left, now)
     at_once = min(jobs, left)
+    epochs = ", ".join(str(rung.budget) for rung in rungs)
     text = (
-        f"about {left:,} rung jobs left (rungs of {', '.join(map(str, budgets_))} epochs, "
+        f"about {left:,} rung jobs left (rungs of {epochs} epochs, "
         f"1/{eta} promoted at each), at each rung's mean job time / {at_once} jobs at once"
     )
     return Part("search", max(total - spent, 0.0) / at_once, text, per_job=total / left)
@@ -638,14 +700,33 @@ def _search_part(left, seconds, running, jobs, now) -> Part:
     return Part("search", estimate, text, per_job=mean)
 
 
-def _final_part(left, not_retrained, finished, epoch_seconds, sizes, running, jobs, now) -> Part:
+def _final_part(
+    left, not_retrained, finished, epoch_seconds, sizes, running, jobs, now, rung_epochs=()
+) -> Part:
     """``not_retrained``: the retrainings left where known (at most ``left``; the best trials so
     far stand in for the ranking's); ``finished``: the finished ones' seconds by trial;
-    ``epoch_seconds``: the candidates' CV seconds per epoch by trial."""
+    ``epoch_seconds``: the candidates' CV seconds per epoch by trial; ``rung_epochs``: with
+    successive halving, every trial's newest rung fits' seconds per epoch, which stand in while
+    no candidate is known."""
     if left <= 0:
         return Part("final", 0.0, "every retraining done; choosing the winner")
     scale = sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
     predicted = {trial: seconds * scale for trial, seconds in epoch_seconds.items()}
+    if not predicted and rung_epochs:
+        # the median: a fit paused (SIGSTOP) meanwhile counts its pause in its seconds
+        per_epoch = statistics.median(rung_epochs)
+        typical = per_epoch * scale
+        total = left * typical
+        change = -sum(_spent([job], typical, now) for job in running)
+        at_once = min(jobs, left)
+        text = (
+            f"{_plural(left, 'retraining')} × ~{typical:,.0f} s (no trial is through its last "
+            f"rung yet: the median epoch time of the {len(rung_epochs):,} trials' rung fits so "
+            f"far, {per_epoch:.2f} s per epoch of "
+            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
+            f"{sizes['epochs']} epochs) / {at_once} at once"
+        )
+        return Part("final", max(total + change, 0.0) / at_once, text, per_job=typical)
     if not predicted:  # no CV result yet (each the workflow writes has its folds' epoch times)
         return Part("final", None, "not known yet: no cross-validation job has finished")
     typical = sum(predicted.values()) / len(predicted)  # a reference's, or an unknown trial's
@@ -715,6 +796,14 @@ def duration(seconds: float) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
+def _rung_text(rung: Rung) -> str:
+    """ "9 epochs 75/150 (best t0042, score 0.0876)", "27 epochs 0/≤50"."""
+    text = f"{rung.budget} epochs {rung.done:,}/{'' if rung.exact else '≤'}{rung.expected:,}"
+    if rung.leader:
+        text += f" (best {rung.leader[0]}, score {rung.leader[1]:.4f})"
+    return text
+
+
 def _wrapped(text: str, indent: int) -> list[str]:
     return textwrap.wrap(text, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False)
 
@@ -723,6 +812,7 @@ def report(progress: Progress, now: float | None = None) -> str:
     """The text ``python -m mnist_mlp.progress`` prints."""
     now = time.time() if now is None else now
     p = progress
+    search_rule = "train_rung" if p.rungs else "cross_validate"
     lines = [
         f"Run in {p.directory.resolve()}",
         f"  config: {' + '.join(p.config_sources)}; cores: {p.cores} (from {p.cores_source})",
@@ -731,9 +821,15 @@ def report(progress: Progress, now: float | None = None) -> str:
         state = "Snakemake is running (it holds .snakemake/locks/)"
     elif p.stage == "done":
         state = "finished"
+    elif p.lock_left:
+        state = (
+            "no Snakemake process on this machine works here, but one left its lock in "
+            ".snakemake/locks/ (killed? `snakemake --unlock`, or `mnist-mlp run resume`, clears "
+            "it; a run on another machine of a shared file system is not seen from here)"
+        )
     else:
         state = "Snakemake is not running (no lock in .snakemake/locks/)"
-    lines += [f"Stage: {p.stage}; {state}", ""]
+    lines += _wrapped(f"Stage: {p.stage}; {state}", 2) + [""]
 
     best = ""
     if p.best:
@@ -741,20 +837,30 @@ def report(progress: Progress, now: float | None = None) -> str:
             f"; best so far {p.best['trial']} (mean held-out loss {p.best['mean_loss']:.4f}, "
             f"accuracy {p.best['mean_accuracy']:.4f})"
         )
-    lines += _wrapped(
-        f"  search   {p.cross_validated:,}/{p.trials:,} trials cross-validated "
-        + (f"or pruned ({p.pruned:,} pruned, " if p.pruned else "(")
-        + f"{p.diverged:,} diverged){best}",
-        11,
-    )
+    if p.rungs:  # successive halving: a trial is done once pruned or through its last rung
+        lines += _wrapped(
+            f"  search   {p.cross_validated:,}/{p.trials:,} trials done: pruned, diverged or "
+            f"through their last rung ({p.pruned:,} pruned, {p.diverged:,} diverged){best}",
+            11,
+        )
+        lines += _wrapped("  rungs    " + "; ".join(map(_rung_text, p.rungs)), 11)
+    else:
+        lines += _wrapped(
+            f"  search   {p.cross_validated:,}/{p.trials:,} trials cross-validated "
+            + (f"or pruned ({p.pruned:,} pruned, " if p.pruned else "(")
+            + f"{p.diverged:,} diverged){best}",
+            11,
+        )
     guess = "" if p.retrainings_known else ", if none of the trials left diverges"
     final = (
         f"  final    {p.retrained}/{p.retrainings} retrainings (top "
         f"{p.retrainings - p.references} + {_plural(p.references, 'reference')}{guess})"
     )
     if p.winner:
+        # before the search ends, the winner on disk is an earlier search's (a restored state's)
+        title = "an earlier search's winner" if p.stage in ("data", "search") else "winner"
         final += (
-            f"; winner {p.winner.get('trial')} (test accuracy "
+            f"; {title} {p.winner.get('trial')} (test accuracy "
             f"{p.winner.get('test_accuracy', math.nan):.4f}, official test "
             f"{p.winner.get('official_test_accuracy', math.nan):.4f})"
         )
@@ -795,8 +901,9 @@ def report(progress: Progress, now: float | None = None) -> str:
             lines += _wrapped(f"  {part.name:<7} {took}{part.explanation}", 10)
         lines += _wrapped(
             "  then select_winner and the figures (about a minute, not estimated). Job times: "
-            "the s column (wall seconds; CPU time for paused jobs) of benchmarks/search/"
-            "cross_validate/<trial>.tsv and benchmarks/final/retrain/<trial>.tsv.",
+            "the s column (wall seconds; CPU time for paused jobs) of "
+            f"{layout.benchmark(search_rule, trial='<trial>', rung='<r>')} and "
+            f"{layout.benchmark('retrain', trial='<trial>')}.",
             2,
         )
         if not p.running:
@@ -815,7 +922,8 @@ def report(progress: Progress, now: float | None = None) -> str:
     else:
         lines.append("  main:    none yet (.snakemake/log/ is empty)")
     lines += [
-        "  per job: logs/search/cross_validate/<trial>.log, logs/final/retrain/<trial>.log,",
+        f"  per job: {layout.log(search_rule, trial='<trial>', rung='<r>')}, "
+        f"{layout.log('retrain', trial='<trial>')},",
         "           logs/final/select_winner.log, logs/figures/<rule>.log",
     ]
     return "\n".join(lines)

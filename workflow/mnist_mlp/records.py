@@ -103,12 +103,47 @@ def incomplete_outputs(directory: Path) -> dict[str, float]:
     return markers
 
 
-def snakemake_running(directory: Path) -> bool:
-    """Whether a Snakemake process holds the working directory's lock."""
+def locked(directory: Path) -> bool:
+    """Whether the working directory holds Snakemake's lock files: a Snakemake runs there, or
+    one was killed (SIGKILL, a session or node that ended) and left them."""
     try:
         return any((directory / ".snakemake" / "locks").iterdir())
     except OSError:
         return False
+
+
+def snakemake_processes(directory: Path) -> list[int] | None:
+    """The pids of this machine's Snakemake processes working in ``directory`` (their current
+    folder: Snakemake changes into ``--directory``), paused ones included; None where there is
+    no ``/proc`` to read (not Linux). A job's script runs there too, but its command line names
+    ``.snakemake/scripts/tmp….py``, not ``snakemake``."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cwd").exists():
+        return None
+    target = os.path.realpath(directory)
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(proc / entry / "cwd") != target:
+                continue
+            argv = (proc / entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if any(os.path.basename(arg) == b"snakemake" for arg in argv):
+            found.append(int(entry))
+    return found
+
+
+def snakemake_running(directory: Path) -> bool:
+    """Whether a Snakemake process holds the working directory's lock: its lock files, and,
+    where this machine can tell, a Snakemake process working there (a run on another machine
+    of a shared file system counts as running only where there is no ``/proc``)."""
+    if not locked(directory):
+        return False
+    processes = snakemake_processes(directory)
+    return processes is None or bool(processes)
 
 
 def lock_time(directory: Path) -> float | None:
