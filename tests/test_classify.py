@@ -5,6 +5,7 @@ test images written as PNG and IDX files."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import subprocess
 import sys
@@ -34,7 +35,7 @@ LINE = re.compile(
     r"^(?P<name>\S.*?): +digit (?P<digit>\d)  \(p=(?P<p>[01]\.\d{3})\)  "
     r"(?P<probabilities>(?:\d:[01]\.\d{3} ){9}\d:[01]\.\d{3})"
     r"(?P<inverted>  \[inverted: dark digit on light background\])?"
-    r"(?P<note>  \[(?:blank image|uncertain): [^]]+\])?$"
+    r"(?P<note>  \[(?:blank image|uncertain|not a digit): [^]]+\])?$"
 )
 TRIAL = {
     "trial": "t0000",
@@ -498,6 +499,18 @@ def test_a_blank_or_uncertain_image_is_flagged_and_an_index_on_a_picture_refused
     noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     Image.fromarray(noise, mode="L").save(tmp_path / "noise.png")
     assert main([str(tmp_path / "noise.png"), "--model", str(untrained_model)]) == 0
+    line = capsys.readouterr().out
+    # about half its pixels over half grey, light or dark border alike: no digit, not inverted
+    assert re.search(r"\[not a digit: ink on (4[6-9]|5\d)% of the image; MNIST's", line)
+    assert "inverted" not in line and LINE.match(line.rstrip("\n"))
+    Image.fromarray(255 - noise, mode="L").save(tmp_path / "noise_negative.png")
+    negative = [str(tmp_path / "noise_negative.png"), "--json", "--model", str(untrained_model)]
+    assert main(negative) == 0
+    assert json.loads(capsys.readouterr().out)["images"][0]["not_a_digit"] is True
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255  # a thick "1"
+    Image.fromarray(digit, mode="L").save(tmp_path / "one.png")
+    assert main([str(tmp_path / "one.png"), "--model", str(untrained_model)]) == 0
     assert "[uncertain: no digit reaches p=0.5" in capsys.readouterr().out  # untrained: flat
     code = main([str(tmp_path / "noise.png"), "--index", "3", "--model", str(untrained_model)])
     assert code == 2 and "an index selects an image of an IDX file" in capsys.readouterr().err
