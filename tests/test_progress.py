@@ -105,11 +105,21 @@ def write_benchmark(path, seconds: float) -> None:
     write(path, f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t100.0\n")
 
 
-def mark(workdir, output: str, started: float) -> None:
+def marker_of(workdir, output: str):
     """Snakemake's incomplete marker of ``output``: its path in URL-safe base64."""
-    marker = workdir / ".snakemake/incomplete" / base64.urlsafe_b64encode(output.encode()).decode()
+    return workdir / ".snakemake/incomplete" / base64.urlsafe_b64encode(output.encode()).decode()
+
+
+def mark(workdir, output: str, started: float) -> None:
+    """A job of ``output`` started at ``started``."""
+    marker = marker_of(workdir, output)
     write(marker, '{"external_jobid": null}')
     os.utime(marker, (started, started))
+
+
+def unmark(workdir, output: str) -> None:
+    """The job of ``output`` finished: Snakemake removes its marker."""
+    marker_of(workdir, output).unlink()
 
 
 def log_line(message: str) -> str:
@@ -619,11 +629,7 @@ def test_halving_progress_follows_the_rungs_decisions(tmp_path):
     write_rung(workdir, "t0008", 0, score=None, status="diverged")
     for trial in ("t0007", "t0008"):  # both finished: no longer marked
         for output in ("json", "history.tsv", "state.pt"):
-            (workdir / ".snakemake/incomplete").joinpath(
-                base64.urlsafe_b64encode(
-                    f"results/search/halving/{trial}/rung0.{output}".encode()
-                ).decode()
-            ).unlink()
+            unmark(workdir, f"results/search/halving/{trial}/rung0.{output}")
     decisions = [("t0007", "promoted"), ("t0006", "promoted"), ("t0005", "promoted")]
     decisions += [(f"t{i:04d}", "pruned") for i in range(5)] + [("t0008", "diverged")]
     write(
