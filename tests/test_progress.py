@@ -638,14 +638,20 @@ def test_halving_progress_follows_the_rungs_decisions(tmp_path):
         + "".join(f"{t}\t0\t2\t0.1\t2\t{d}\n" for t, d in decisions),
     )
     write_rung(workdir, "t0007", 1, score=0.04, seconds=40)
+    # t0005 stopped early at rung 1 (early stopping): complete, its CV loss its score
+    write_rung(workdir, "t0005", 1, score=0.03, seconds=40, status="ok")
     state = collect(workdir, now=NOW)
     assert (state.cross_validated, state.pruned, state.diverged) == (6, 5, 1)
-    rungs = [(r.budget, r.done, r.expected, r.exact) for r in state.rungs]
-    assert rungs == [(2, 9, 9, True), (6, 1, 3, True), (18, 0, 1, False)]
+    rungs = [(r.budget, r.done, r.expected, r.exact, r.leader) for r in state.rungs]
+    assert rungs == [
+        (2, 9, 9, True, ("t0007", pytest.approx(0.05))),
+        (6, 2, 3, True, ("t0005", pytest.approx(0.03))),
+        (18, 0, 1, False, None),
+    ]
     (search, _) = state.parts
-    # 2 rung-1 jobs left at 40 s (the one finished), 1 at rung 2 at 10 s × 12 epochs
-    assert search.seconds == pytest.approx((2 * 40 + 120) / 2)
+    # 1 rung-1 job left at 40 s (the mean of the finished), 1 at rung 2 at 10 s × 12 epochs
+    assert search.seconds == pytest.approx((40 + 120) / 2)
     flat = " ".join(report(state, NOW).split())
     assert "6/9 trials done: pruned, diverged or through their last rung" in flat
     assert "(5 pruned, 1 diverged)" in flat
-    assert "6 epochs 1/3 (best t0007, score 0.0400)" in flat
+    assert "6 epochs 2/3 (best t0005, score 0.0300)" in flat

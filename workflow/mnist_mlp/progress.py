@@ -603,10 +603,11 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
         entry["done"] += 1
         if rung >= newest.get(path.parent.name, (-1, None))[0]:
             newest[path.parent.name] = (rung, path)
-        try:
+        try:  # a trial still running has a rung score, one that completed its CV loss
             with open(path, "rb") as handle:
-                score = json.loads(handle.read()).get("score")
-        except (OSError, ValueError):
+                result = json.loads(handle.read())
+            score = result.get("score", result.get("mean_loss"))
+        except (OSError, ValueError, AttributeError):
             score = None
         if isinstance(score, (int, float)) and math.isfinite(score):
             if entry["leader"] is None or (score, path.parent.name) < entry["leader"][::-1]:
