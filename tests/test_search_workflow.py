@@ -1,11 +1,13 @@
 """The search modes through Snakemake on the real MNIST (workflow tier): tiny runs with the TPE
 sampler, with successive halving, and with both, each to a winner and a report."""
 
+import re
+
 import pandas as pd
 import pytest
 from conftest import TINY, merged, planned_jobs, run_snakemake, seed_data, write_config
 
-from mnist_mlp import study, trials
+from mnist_mlp import publish, study, trials
 from mnist_mlp.io import read_json
 
 pytestmark = pytest.mark.workflow
@@ -144,3 +146,28 @@ def test_tpe_with_halving_runs_each_batch_as_a_bracket(both_run):
     assert (workdir / "results/search/halving/batch1/rung0.tsv").exists()
     assert set(ranking["status"]) <= {"ok", "pruned", "diverged"}
     assert (ranking["status"] == "pruned").sum() >= 1
+
+
+def test_a_halving_run_against_the_full_run_shows_each_rung_and_where_its_best_went(
+    halving_run, tiny_run, tmp_path
+):
+    """``mnist-mlp run publish halving`` compares the run with the full run (here the tiny run
+    stands in for it): rung by rung what was decided and what it cost, and where each of the
+    reference's best trials ended."""
+    workdir, _ = halving_run
+    reference, _ = tiny_run
+    text = publish.comparison(workdir, reference, tmp_path, top=2)
+    # rung 0: 4 jobs of 1 epoch per fold, 2 promoted, 2 pruned; rung 1: the 2 left complete
+    assert re.search(r"^\| 0 \| 1 \| 4 \| 2 \| 2 \| 0 \| 0 \| \d+\.\d\d \(\d+%\) \|$", text, re.M)
+    assert re.search(r"^\| 1 \| 2 \| 2 \| 0 \| 0 \| 2 \| 0 \| \d+\.\d\d \(\d+%\) \|$", text, re.M)
+    mine = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t").set_index("trial")
+    theirs = pd.read_csv(reference / "results/search/ranking.tsv", sep="\t").head(2)
+    for row in theirs.to_dict("records"):
+        here = mine.loc[row["trial"]]
+        fate = (
+            f"rank {here['rank']}, CV loss {here['mean_loss']:.4f}"
+            if here["status"] == "ok"
+            else f"pruned at rung 0 (1 epochs), score {here['score']:.4f}"
+        )
+        cells = [row["rank"], row["trial"], f"{row['lr']:.2e}", f"{row['mean_loss']:.4f}", fate]
+        assert "| " + " | ".join(map(str, cells)) + " |" in text

@@ -49,6 +49,7 @@ COPIED = (
     layout.RESULTS_CONFIG,
 )
 RANKING = layout.output("rank_trials", "ranking")
+RUNGS = layout.outputs("rank_trials", halving=True)["rungs"]
 SUMMARY = layout.output("select_winner", "summary")
 WINNER = layout.output("select_winner", "winner")
 
@@ -82,6 +83,8 @@ def benchmarks(run: Path, rule: str) -> list[dict]:
             "trial": wildcards.get("trial", path.stem),
             **{key: number(row[key]) for key in ("s", "max_rss", "cpu_time")},
         }
+        if "rung" in wildcards:
+            job["rung"] = int(wildcards["rung"])
         result = run / RESULTS[rule].format(**wildcards)
         job["threads"] = int(read_json(result).get("threads", 1)) if result.exists() else 1
         job["computed"] = job_seconds(job["s"], job["cpu_time"], job["threads"])
@@ -501,6 +504,8 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
     table = "| | this run | the full run |\n| --- | --- | --- |\n" + "\n".join(
         f"| {what} | {a} | {b} |" for what, a, b in rows
     )
+    if (run / RUNGS).exists():
+        table += "\n\n" + rungs_table(run, theirs) + "\n\n" + fates_table(ranking, ref_ranking, top)
     if config["search"]["sampler"] != ref_config["search"]["sampler"]:
         from .figures import plot_best_so_far
 
@@ -513,6 +518,53 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
         )
         table += "\n\n![The best CV loss after n trials](best_so_far.png)"
     return table
+
+
+def rungs_table(run: Path, reference_hours: float) -> str:
+    """Successive halving, rung by rung: the epochs per fold, the jobs, what the rung decided
+    and what its jobs cost (share of the reference's search)."""
+    decisions = read_table(run / RUNGS)
+    seconds: dict[int, float] = {}
+    for job in benchmarks(run, "train_rung"):
+        seconds[job["rung"]] = seconds.get(job["rung"], 0.0) + job["computed"] * job["threads"]
+    lines = [
+        "| rung | epochs per fold | jobs | promoted | pruned | complete | diverged "
+        "| core-hours (share of the full run's search) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for rung, rows in decisions.groupby("rung"):
+        count = rows["decision"].value_counts()
+        hours = seconds.get(int(rung), 0.0) / 3600
+        cells = [str(rung), str(rows["budget"].iloc[0]), str(len(rows))]
+        cells += [str(count.get(d, 0)) for d in ("promoted", "pruned", "complete", "diverged")]
+        cells.append(f"{hours:.2f} ({hours / reference_hours:.0%})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return (
+        "Rung by rung (`results/search/rungs.tsv`; complete: early stopping ended every fold "
+        "there):\n\n" + "\n".join(lines)
+    )
+
+
+def fates_table(ranking, ref_ranking, top: int) -> str:
+    """Where the reference's best ``top`` trials went in a halving run: their rank there, or
+    the rung that pruned them and their score at it."""
+    mine = ranking.set_index("trial")
+    lines = [
+        "| the full run's rank | trial | lr | CV loss there | this run |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in ref_ranking.head(top).to_dict("records"):
+        here = mine.loc[row["trial"]] if row["trial"] in mine.index else None
+        if here is None:
+            fate = "not drawn"
+        elif here["status"] == "ok":
+            fate = f"rank {here['rank']}, CV loss {here['mean_loss']:.4f}"
+        else:  # pruned, or diverged
+            fate = f"{here['status']} at rung {here['rung']} ({here['budget']} epochs)"
+            fate += f", score {here['score']:.4f}" if here["status"] == "pruned" else ""
+        cells = [str(row["rank"]), row["trial"], f"{row['lr']:.2e}", f"{row['mean_loss']:.4f}"]
+        lines.append("| " + " | ".join([*cells, fate]) + " |")
+    return f"The full run's best {top}, in this run:\n\n" + "\n".join(lines)
 
 
 def splice(readme: Path, text: str) -> None:
