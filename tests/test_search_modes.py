@@ -243,3 +243,49 @@ def test_the_parallel_coordinates_mark_each_power_of_ten_on_log_axes():
     assert [position for position, _ in ticks] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     linear = study._ticks(50.0, 600.0, logarithmic=False)
     assert [label for _, label in linear] == ["50", "325", "600"]
+
+
+def test_where_the_full_runs_best_went_names_rank_rung_and_trials_not_drawn():
+    """``publish.fates_table``: each of the reference's best by its rank in the halving run,
+    the rung that pruned it, the rung where it diverged, or "not drawn" where the same id holds
+    other hyper-parameters (another sampler)."""
+    from mnist_mlp import publish
+
+    halving_keys = ("rung", "budget", "score")
+    params = {"Nh1": 100, "Nh2": 50, "dropout": 0.1, "optimizer": "Adam", "L2": 1e-5}
+
+    def result(trial, lr, status, rung, score=None, loss=None):
+        return {
+            "trial": trial,
+            "params": params | {"lr": lr},
+            "status": status,
+            "mean_loss": loss,
+            "std_loss": 0.0 if loss else None,
+            "mean_accuracy": 0.9 if loss else None,
+            "mean_epochs": 9.0,
+            "rung": rung,
+            "budget": (9, 27)[rung],
+            "score": score,
+        }
+
+    halved = ranking.build_ranking(
+        [
+            result("t0000", 1e-3, "ok", 1, loss=0.08),
+            result("t0001", 1e-4, "running", 0, score=0.31),  # pruned at rung 0
+            result("t0002", 1e-1, "diverged", 0),
+            result("t0003", 5e-3, "ok", 1, loss=0.07),  # another lr: another trial
+        ]
+    )
+    lab = [("t0000", 1e-3, 0.09), ("t0001", 1e-4, 0.05), ("t0002", 1e-1, 0.20)]
+    lab.append(("t0003", 2e-3, 0.06))
+    reference = ranking.build_ranking(  # the lab's protocol: no rungs
+        [
+            {k: v for k, v in result(t, lr, "ok", 0, loss=loss).items() if k not in halving_keys}
+            for t, lr, loss in lab
+        ]
+    )
+    text = publish.fates_table(halved, reference, top=4)
+    assert "| 1 | t0001 | 1.00e-04 | 0.0500 | pruned at rung 0 (9 epochs), score 0.3100 |" in text
+    assert "| 2 | t0003 | 2.00e-03 | 0.0600 | not drawn |" in text
+    assert "| 3 | t0000 | 1.00e-03 | 0.0900 | rank 2, CV loss 0.0800 |" in text
+    assert "| 4 | t0002 | 1.00e-01 | 0.2000 | diverged at rung 0 (9 epochs) |" in text

@@ -35,6 +35,7 @@ from .ranking import build_ranking
 from .records import job_seconds, rule_spans
 from .report import describe_comparison
 from .stats import accuracy_interval
+from .trials import TRAINING_HYPERPARAMETERS
 
 # The results copied as they are (tables and the small JSON files; no networks, no data).
 COPIED = (
@@ -447,21 +448,10 @@ def wrap(parts: list[str]) -> str:
     return "\n\n".join(wrapped) + "\n"
 
 
-SEARCH_RULES = ("cross_validate", "train_rung")
-
-
 def search_core_hours(run: Path) -> float:
     """The core-hours of a run's search: its CV jobs, or its halving rungs."""
-    rows = [row for row in cost_table(run) if row["rule"] in SEARCH_RULES]
+    rows = [row for row in cost_table(run) if row["rule"] in ("cross_validate", "train_rung")]
     return sum(row["core_s_less_pauses_sum"] for row in rows) / 3600
-
-
-def search_cpu_hours(run: Path) -> float:
-    """The CPU hours of a run's search: what its jobs computed, whatever else ran on the
-    machine meanwhile (a job's wall time grows when other work shares its cores)."""
-    jobs = [job for rule in SEARCH_RULES for job in benchmarks(run, rule)]
-    # NaN where Snakemake took no sample: a job shorter than a second
-    return sum(job["cpu_time"] for job in jobs if job["cpu_time"] == job["cpu_time"]) / 3600
 
 
 def candidates_by_cv(summary):
@@ -477,7 +467,6 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
     config, _ = load_config(run)
     ref_config, _ = load_config(reference)
     ours, theirs = search_core_hours(run), search_core_hours(reference)
-    ours_cpu, theirs_cpu = search_cpu_hours(run), search_cpu_hours(reference)
     kept = len(set(ranking.head(top)["trial"]) & set(ref_ranking.head(top)["trial"]))
     rows = [
         (
@@ -487,13 +476,9 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
         ),
         ("trials", str(len(ranking)), str(len(ref_ranking))),
         (
-            "search cost, CPU hours (what its jobs computed)",
-            f"{ours_cpu:.2f} ({ours_cpu / theirs_cpu:.0%})",
-            f"{theirs_cpu:.2f}",
-        ),
-        (
-            "search cost, core-hours (wall time less pauses; grows with other work beside)",
-            f"{ours:.2f} ({ours / theirs:.0%})",
+            "search cost (core-hours computed: each job's CPU time, + 15 s for Snakemake's "
+            "last sample, at most its wall time)",
+            f"{ours:.2f} ({ours / theirs:.0%})" if theirs > 0 else f"{ours:.2f}",
             f"{theirs:.2f}",
         ),
         (
@@ -526,8 +511,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
         f"| {what} | {a} | {b} |" for what, a, b in rows
     )
     if (run / RUNGS).exists():
-        table += "\n\n" + rungs_table(run, theirs_cpu)
-        table += "\n\n" + fates_table(ranking, ref_ranking, top)
+        table += "\n\n" + rungs_table(run, theirs) + "\n\n" + fates_table(ranking, ref_ranking, top)
     if config["search"]["sampler"] != ref_config["search"]["sampler"]:
         from .figures import plot_best_so_far
 
@@ -544,14 +528,14 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
 
 def rungs_table(run: Path, reference_hours: float) -> str:
     """Successive halving, rung by rung: the epochs per fold, the jobs, what the rung decided
-    and what its jobs computed (CPU hours; share of the reference's search's)."""
+    and what its jobs cost (share of the reference's search)."""
     decisions = read_table(run / RUNGS)
     seconds: dict[int, float] = {}
     for job in benchmarks(run, "train_rung"):
-        seconds[job["rung"]] = seconds.get(job["rung"], 0.0) + job["cpu_time"]
+        seconds[job["rung"]] = seconds.get(job["rung"], 0.0) + job["computed"] * job["threads"]
     lines = [
         "| rung | epochs per fold | jobs | promoted | pruned | complete | diverged "
-        "| CPU hours (share of the full run's search) |",
+        "| core-hours (share of the full run's search) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for rung, rows in decisions.groupby("rung"):
@@ -559,7 +543,8 @@ def rungs_table(run: Path, reference_hours: float) -> str:
         hours = seconds.get(int(rung), 0.0) / 3600
         cells = [str(rung), str(rows["budget"].iloc[0]), str(len(rows))]
         cells += [str(count.get(d, 0)) for d in ("promoted", "pruned", "complete", "diverged")]
-        cells.append(f"{hours:.2f} ({hours / reference_hours:.0%})")
+        share = f"{hours / reference_hours:.0%}" if reference_hours > 0 else "-"
+        cells.append(f"{hours:.2f} ({share})")
         lines.append("| " + " | ".join(cells) + " |")
     return (
         "Rung by rung (`results/search/rungs.tsv`; complete: early stopping ended every fold "
@@ -569,7 +554,9 @@ def rungs_table(run: Path, reference_hours: float) -> str:
 
 def fates_table(ranking, ref_ranking, top: int) -> str:
     """Where the reference's best ``top`` trials went in a halving run: their rank there, or
-    the rung that pruned them and their score at it."""
+    the rung that pruned them and their score at it; "not drawn" where this run has no trial
+    of the same hyper-parameters under that id (another sampler)."""
+    names = [n for n in TRAINING_HYPERPARAMETERS if n in ranking and n in ref_ranking]
     mine = ranking.set_index("trial")
     lines = [
         "| the full run's rank | trial | lr | CV loss there | this run |",
@@ -577,7 +564,7 @@ def fates_table(ranking, ref_ranking, top: int) -> str:
     ]
     for row in ref_ranking.head(top).to_dict("records"):
         here = mine.loc[row["trial"]] if row["trial"] in mine.index else None
-        if here is None:
+        if here is None or any(here[n] != row[n] for n in names):
             fate = "not drawn"
         elif here["status"] == "ok":
             fate = f"rank {here['rank']}, CV loss {here['mean_loss']:.4f}"
