@@ -87,6 +87,25 @@ def trial_ids(n_trials: int, start: int = 0) -> list[str]:
     return [trial_id(i) for i in range(start, n_trials)]
 
 
+def batch_range(batch: int, startup: int, size: int) -> tuple[int, int]:
+    """(first trial index, number of trials) of a batch of the search: batch 0 is the
+    ``startup`` trials (all of them with the random sampler), batch k >= 1 the k-th batch of
+    ``size`` that TPE proposes. TPE proposes a whole batch even where n_trials ends inside it,
+    so that raising n_trials changes no proposal made before (the trials beyond n_trials are
+    not trained)."""
+    if batch == 0:
+        return 0, startup
+    return startup + (batch - 1) * size, size
+
+
+def batch_sizes(n_trials: int, startup: int, size: int) -> list[int]:
+    """The number of trials each batch trains (up to n_trials)."""
+    sizes = [min(startup, n_trials)]
+    while sum(sizes) < n_trials:
+        sizes.append(min(size, n_trials - sum(sizes)))
+    return sizes
+
+
 def reference_id(name: str) -> str:
     return f"{REFERENCE_PREFIX}{name}"
 

@@ -1,4 +1,3 @@
-import math
 import os
 import signal
 import sys
@@ -23,6 +22,8 @@ from mnist_mlp.halving import budgets
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
     TRIAL_ID_PATTERN,
+    batch_sizes,
+    batch_range as trials_batch_range,
     fixed_settings,
     hyperparameters_of,
     reference_trials,
@@ -105,7 +106,7 @@ HALVING = SEARCH["pruning"] == "halving"
 STARTUP = min(SEARCH["tpe"]["startup_trials"], N_TRIALS) if TPE else N_TRIALS
 TRIALS = sample_trials(config["seed"], STARTUP, SPACE)
 BATCH_SIZE = SEARCH["tpe"]["batch"]
-BATCHES = 1 + (math.ceil((N_TRIALS - STARTUP) / BATCH_SIZE) if TPE else 0)
+BATCHES = len(batch_sizes(N_TRIALS, STARTUP, BATCH_SIZE))
 RUNGS = budgets(SEARCH["halving"]["min_epochs"], SEARCH["halving"]["eta"], SEARCH["max_epochs"])
 REFERENCES = reference_trials(config["final"]["references"])
 SEARCH_TITLE = ("TPE search" if TPE else "Random search") + (
@@ -132,12 +133,8 @@ wildcard_constraints:
 
 
 def batch_range(batch):
-    """(first trial index, number of trials) of a batch: batch 0 is the startup trials. TPE
-    proposes a whole batch even where n_trials ends inside it, so that raising n_trials
-    changes no proposal made before (the trials beyond n_trials are not trained)."""
-    if batch == 0:
-        return 0, STARTUP
-    return STARTUP + (batch - 1) * BATCH_SIZE, BATCH_SIZE
+    """(first trial index, number of trials) of a batch (``mnist_mlp.trials.batch_range``)."""
+    return trials_batch_range(batch, STARTUP, BATCH_SIZE)
 
 
 def batch_of(trial):
