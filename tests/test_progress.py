@@ -44,11 +44,14 @@ def _stop_stand_ins():
         process.wait()
 
 
-def stand_in_for_snakemake(workdir) -> subprocess.Popen:
+def stand_in_for_snakemake(workdir, name: str = "snakemake") -> subprocess.Popen:
     """A process that works in ``workdir`` and names ``snakemake`` in its command line, as
-    ``python -m snakemake`` does: what progress looks for beside the lock files."""
+    ``python -m snakemake`` does: what progress looks for beside the lock files. It waits on
+    its stdin, so that it ends with the test process, however that ends."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(600)", "snakemake"], cwd=workdir
+        [sys.executable, "-c", "import sys; sys.stdin.read()", name],
+        cwd=workdir,
+        stdin=subprocess.PIPE,
     )
     _STAND_INS.append(process)
     return process
@@ -240,14 +243,31 @@ def test_a_lock_left_by_a_killed_snakemake_is_not_a_running_one(tmp_path):
         holder.send_signal(signal.SIGCONT)
     holder.kill()  # killed: its lock files stay
     holder.wait()
-    state = collect(workdir, now=NOW)
-    assert (state.running, state.lock_left) == (False, True)
+    # neither a process there that is no Snakemake, nor a Snakemake working elsewhere, holds it
+    stand_in_for_snakemake(workdir, name="python-job")
+    stand_in_for_snakemake(tmp_path, name="snakemake")
+    state = collect(workdir, now=NOW)  # the fake run's logs: weeks before NOW
+    assert (state.running, state.elsewhere, state.lock_left) == (False, False, True)
     assert all(job.started is None for job in state.jobs)  # interrupted, not running
     assert state.parts[0].seconds == pytest.approx(15 * 200 / 2)
     flat = " ".join(report(state, NOW).split())
-    assert "no Snakemake process on this machine works here, but one left its lock" in flat
-    assert "`snakemake --unlock`, or `mnist-mlp run resume`, clears it" in flat
+    assert "no Snakemake process on this machine works here and its logs have not" in flat
+    assert "If no Snakemake runs it on another machine, `snakemake --unlock`" in flat
     assert "Interrupted (rerun with --rerun-incomplete) (2):" in flat
+
+
+def test_a_lock_without_a_process_here_in_a_run_whose_logs_change_runs_elsewhere(tmp_path):
+    """A SLURM job's Snakemake, read from the login node: no process here, fresh logs."""
+    workdir = mid_search(tmp_path)
+    holder = _STAND_INS.pop()
+    holder.kill()
+    holder.wait()
+    log = workdir / "logs/search/cross_validate/t0005.log"  # a running job's log
+    now = log.stat().st_mtime + 30
+    state = collect(workdir, now=now)
+    assert (state.running, state.elsewhere, state.lock_left) == (True, True, False)
+    assert [job.trial for job in state.jobs if job.started] == ["t0006", "t0005"]
+    assert "it runs on another machine?" in " ".join(report(state, now).split())
 
 
 def test_a_finished_result_still_marked_incomplete_is_not_done(tmp_path):
@@ -618,7 +638,7 @@ def test_halving_progress_counts_each_rung_and_estimates_from_the_rungs(tmp_path
     assert "0/9 trials done: pruned, diverged or through their last rung" in flat
     assert "rungs 2 epochs 7/9 (best t0006, score 0.1000); 6 epochs 0/≤3; 18 epochs 0/≤1" in flat
     assert "the median epoch time of the 7 trials' rung fits so far, 1.30 s per epoch" in flat
-    assert "an earlier search's winner t0084" in flat
+    assert "an earlier run's winner t0084" in flat
     assert "benchmarks/search/train_rung/<trial>/rung<r>.tsv" in flat
     assert "logs/search/train_rung/<trial>/rung<r>.log" in flat
 
@@ -655,3 +675,43 @@ def test_halving_progress_follows_the_rungs_decisions(tmp_path):
     assert "6/9 trials done: pruned, diverged or through their last rung" in flat
     assert "(5 pruned, 1 diverged)" in flat
     assert "6 epochs 2/3 (best t0005, score 0.0300)" in flat
+
+
+def test_with_tpe_batches_each_batch_is_a_bracket_of_its_own(tmp_path):
+    """TPE with halving: batch 0 (2 startup trials) and batch 1 (3 proposed) each promote
+    their own best half; the second rung's count is exact only once both decided."""
+    config = merged(
+        HALVING,
+        {
+            "search": {
+                "n_trials": 5,
+                "sampler": "tpe",
+                "tpe": {"batch": 3, "startup_trials": 2},
+                "halving": {"eta": 2, "min_epochs": 2},  # rungs of 2, 4, 8 and 16, then 18
+            }
+        },
+    )
+    workdir = make_run(tmp_path, config)
+    decisions = "trial\trung\tbudget\tscore\tmean_epochs\tdecision\n"
+    write(
+        workdir / "results/search/halving/batch0/rung0.tsv",
+        decisions + "t0000\t0\t2\t0.2\t2\tpromoted\nt0001\t0\t2\t0.3\t2\tpruned\n",
+    )
+    state = collect(workdir, now=NOW)
+    # rung 1: batch 0's 1, batch 1's 3 halved at most (2); rung 2: 1 + 1
+    assert [(r.budget, r.expected, r.exact) for r in state.rungs][:3] == [
+        (2, 5, True),
+        (4, 3, False),
+        (8, 2, False),
+    ]
+    write(
+        workdir / "results/search/halving/batch1/rung0.tsv",
+        decisions + "t0002\t0\t2\t0.1\t2\tpromoted\nt0003\t0\t2\t0.2\t2\tpromoted\n"
+        "t0004\t0\t2\t0.4\t2\tpruned\n",
+    )
+    state = collect(workdir, now=NOW)
+    assert [(r.budget, r.expected, r.exact) for r in state.rungs][:3] == [
+        (2, 5, True),
+        (4, 1 + 2, True),
+        (8, 1 + 1, False),
+    ]

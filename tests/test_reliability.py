@@ -182,10 +182,14 @@ def test_a_killed_run_resumes_and_a_second_run_is_refused_meanwhile(mnist_dir, t
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the whole workflow, its running jobs included
         first.wait()
-    # killed, it left its lock: progress tells that from a running Snakemake
+    # killed, it left its lock: with its logs just written, progress cannot tell it from one
+    # on another machine; once they are quiet, it tells it from a running Snakemake
     state = progress.collect(tmp_path, [configfile])
-    assert (state.running, state.lock_left) == (False, True)
-    assert "but one left its lock" in " ".join(progress.report(state).split())
+    assert (state.running, state.elsewhere, state.lock_left) == (True, True, False)
+    later = time.time() + progress.ACTIVE_SECONDS + 1
+    state = progress.collect(tmp_path, [configfile], now=later)
+    assert (state.running, state.elsewhere, state.lock_left) == (False, False, True)
+    assert "but one left its lock" in " ".join(progress.report(state, later).split())
     cv_dir = tmp_path / "results/search/cv"
     finished = sorted(path.name for path in cv_dir.glob("t*.json"))
     assert 1 <= len(finished) < 3, "kill the run during the CV stage"

@@ -91,7 +91,7 @@ from .records import (
     read_main_log,
     snakemake_running,
 )
-from .trials import reference_id, trial_ids
+from .trials import batch_sizes, reference_id, trial_ids
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 RUN_CONFIG = layout.RESULTS_CONFIG  # the results' (written when a run ends well)
@@ -106,6 +106,11 @@ EPOCH_LINE = re.compile(r"((?:fold \d+/\d+ )?epoch \d+/\d+)")
 EPOCH_SECONDS = re.compile(r" seconds (\d+(?:\.\d+)?)\s*$")  # an epoch line's own time
 RETRAIN_EPOCH = re.compile(r"epoch (\d+)/(\d+)$")  # a retraining's activity (no folds)
 WIDTH = 100  # the report's lines are wrapped at this width
+# A lock without a Snakemake process here, in a run whose logs changed this recently: one runs
+# on another machine (a SLURM job's Snakemake read from a login node). A running job logs an
+# epoch every few seconds (a minute for the largest network on a slow CPU); a run killed less
+# than this ago reads as running elsewhere until then.
+ACTIVE_SECONDS = 120
 LOG_MESSAGE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: ")  # "2026-11-29 20:42:50,831 INFO name: "
 
 
@@ -255,6 +260,7 @@ class Progress:
     pruned: int = 0  # with successive halving
     rungs: list[Rung] = field(default_factory=list)  # with successive halving
     lock_left: bool = False  # lock files, but no Snakemake process here: killed?
+    elsewhere: bool = False  # lock files, no Snakemake process here, logs that still change
 
     @property
     def eta(self) -> float | None:
@@ -334,8 +340,14 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         cores, cores_source = os.cpu_count() or 1, "this machine's CPUs"
 
     running = snakemake_running(directory)
-    lock_left = not running and locked(directory)
     markers = incomplete_outputs(directory)
+    lock_left = elsewhere = False
+    if not running and locked(directory):
+        # no Snakemake of this machine: killed, or on another machine of a shared file system,
+        # where its logs still change
+        quiet = now - _last_activity(directory, log_path, markers)
+        elsewhere = quiet < ACTIVE_SECONDS
+        running, lock_left = elsewhere, not elsewhere
 
     def done(path: str) -> bool:
         return path not in markers and (directory / path).is_file()
@@ -373,10 +385,15 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     halving = search.get("pruning") == "halving"
     rungs, rung_epoch_seconds = [], []
     if halving:  # the trials' final results are their last rungs
-        results, rung_jobs, rung_epoch_seconds = _halving_results(directory, markers, trials)
+        results, rung_jobs, promoted, rung_epoch_seconds = _halving_results(
+            directory, markers, trials
+        )
         eta = int(search["halving"]["eta"])
         budgets_ = budgets(search["halving"]["min_epochs"], eta, folds_epochs(search))
-        rungs = _rungs(rung_jobs, budgets_, n_trials, eta)
+        tpe = search.get("sampler") == "tpe"
+        startup = min(int(search["tpe"]["startup_trials"]), n_trials) if tpe else n_trials
+        sizes = batch_sizes(n_trials, startup, int(search["tpe"]["batch"]) if tpe else 1)
+        rungs = _rungs(rung_jobs, promoted, budgets_, sizes, eta)
     ok = sorted(
         (r for r in results.values() if r["status"] == "ok" and r["mean_loss"] is not None),
         key=lambda r: (r["mean_loss"], r["trial"]),
@@ -396,7 +413,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     if ranked is not None:
         retrainings = len(ranked) + len(references)
     else:
-        retrainings = min(top_k, n_trials - diverged) + len(references)
+        retrainings = min(top_k, n_trials - diverged - pruned) + len(references)
     metrics_of = layout.output("retrain", "metrics").format
     retrain_benchmarks = _listing(directory / Path(layout.benchmark("retrain", trial="x")).parent)
     retrained, retrain_seconds, not_retrained = 0, {}, []
@@ -553,11 +570,28 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         log_facts=facts,
         rungs=rungs,
         lock_left=lock_left,
+        elsewhere=elsewhere,
     )
 
 
 def folds_epochs(search: dict) -> int:
     return int(search["max_epochs"])
+
+
+def _last_activity(directory: Path, log_path: Path | None, markers: dict) -> float:
+    """When the run last wrote its main log or a running job's log (0: never)."""
+    logs = [log_path] if log_path else []
+    for path in markers:
+        if found := layout.rule_of(path):
+            rule, _, wildcards = found
+            logs.append(directory / layout.log(rule, **wildcards))
+    times = [0.0]
+    for log in logs:
+        try:
+            times.append(log.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times)
 
 
 def _rung_folder(directory: Path, trial: str) -> Path:
@@ -569,19 +603,20 @@ def _rung_folder(directory: Path, trial: str) -> Path:
 
 def _halving_results(directory: Path, markers: dict, trials: list[str]):
     """With successive halving: the trials that finished (completed, diverged or pruned) by
-    the rungs' decisions, a completed one with its last rung's result; and per rung the
-    finished rung jobs' times (benchmarks) and the trials each rung promoted."""
+    the rungs' decisions, a completed one with its last rung's result; per rung the finished
+    rung jobs' times (benchmarks) and best trial; per (batch, rung) decided, the trials it
+    promoted; every trial's newest rung fits' seconds per epoch."""
     root = _rung_folder(directory, "x").parent
-    decisions: dict[int, list[dict]] = {}
+    decisions: dict[tuple[int, int], list[dict]] = {}  # by (rung, batch)
     for table in sorted(root.glob("batch*/rung*.tsv")):
         if str(table.relative_to(directory)) in markers:
             continue
         rung = int(table.stem.removeprefix("rung"))
-        decisions.setdefault(rung, []).extend(read_tsv(table))
+        decisions[rung, int(table.parent.name.removeprefix("batch"))] = read_tsv(table)
     results, last = {}, {}
-    for rung in sorted(decisions):
-        for row in decisions[rung]:
-            last[row["trial"]] = (rung, row["decision"])
+    for key in sorted(decisions):
+        for row in decisions[key]:
+            last[row["trial"]] = (key[0], row["decision"])
     for trial, (rung, decision) in last.items():
         if decision == "promoted":
             continue
@@ -599,7 +634,7 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
         if str(path.relative_to(directory)) in markers:
             continue
         rung = int(path.stem.removeprefix("rung"))
-        entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "promoted": None, "leader": None})
+        entry = jobs.setdefault(rung, {"done": 0, "seconds": [], "leader": None})
         entry["done"] += 1
         if rung >= newest.get(path.parent.name, (-1, None))[0]:
             newest[path.parent.name] = (rung, path)
@@ -616,34 +651,36 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
         bench = directory / layout.benchmark("train_rung", trial=path.parent.name, rung=rung_number)
         if (seconds := benchmark_seconds(bench, THREADS["train_rung"])) is not None:
             entry["seconds"].append(seconds)
-    for rung, rows in decisions.items():
-        entry = jobs.setdefault(rung + 1, {"done": 0, "seconds": [], "promoted": None})
-        entry["promoted"] = sum(row["decision"] == "promoted" for row in rows)
+    promoted = {
+        (batch, rung): sum(row["decision"] == "promoted" for row in rows)
+        for (rung, batch), rows in decisions.items()
+    }
     # each trial's newest rung fits: their seconds per epoch (the folds' times add up rung on
     # rung), for the retrainings' estimate before any trial is through its last rung
     epoch_seconds = [s for _, path in newest.values() if (s := _cv_epoch_seconds(path))]
-    return results, jobs, epoch_seconds
+    return results, jobs, promoted, epoch_seconds
 
 
-def _rungs(rung_jobs: dict, budgets_: list[int], n_trials: int, eta: int) -> list[Rung]:
-    """The rungs as they stand: at rung 0 every trial, then what the rung before promoted
-    (where decided, else ``1/eta`` of its jobs, an upper bound: trials that stop early leave
-    the race)."""
-    rungs, expected = [], n_trials
+def _rungs(rung_jobs, promoted, budgets_: list[int], sizes: list[int], eta: int) -> list[Rung]:
+    """The rungs as they stand. Each batch (its ``sizes``: one batch with the random sampler,
+    TPE's batches else) is a bracket of its own: at rung 0 its trials, then what its rung
+    before promoted (where decided, else ``1/eta`` of its jobs there, an upper bound: trials
+    that stop early leave the race); a rung's count is exact once every batch decided."""
+    expected, exact = list(sizes), [True] * len(sizes)
+    rungs = []
     for rung, budget in enumerate(budgets_):
-        entry = rung_jobs.get(rung, {})
-        exact = True
         if rung:
-            if entry.get("promoted") is not None:
-                expected = entry["promoted"]
-            else:
-                expected, exact = math.ceil(expected / eta), False
+            for batch in range(len(sizes)):
+                count = promoted.get((batch, rung - 1))
+                exact[batch] = count is not None
+                expected[batch] = count if exact[batch] else math.ceil(expected[batch] / eta)
+        entry = rung_jobs.get(rung, {})
         rungs.append(
             Rung(
                 budget,
                 entry.get("done", 0),
-                expected,
-                exact,
+                sum(expected),
+                all(exact),
                 entry.get("seconds", []),
                 entry.get("leader"),
             )
@@ -818,15 +855,21 @@ def report(progress: Progress, now: float | None = None) -> str:
         f"Run in {p.directory.resolve()}",
         f"  config: {' + '.join(p.config_sources)}; cores: {p.cores} (from {p.cores_source})",
     ]
-    if p.running:
+    if p.elsewhere:
+        state = (
+            "Snakemake holds .snakemake/locks/; no process of it runs on this machine, but the "
+            "run's logs changed in the last 2 minutes: it runs on another machine?"
+        )
+    elif p.running:
         state = "Snakemake is running (it holds .snakemake/locks/)"
     elif p.stage == "done":
         state = "finished"
     elif p.lock_left:
         state = (
-            "no Snakemake process on this machine works here, but one left its lock in "
-            ".snakemake/locks/ (killed? `snakemake --unlock`, or `mnist-mlp run resume`, clears "
-            "it; a run on another machine of a shared file system is not seen from here)"
+            "no Snakemake process on this machine works here and its logs have not changed "
+            "for 2 minutes, but one left its lock in .snakemake/locks/: killed? If no "
+            "Snakemake runs it on another machine, `snakemake --unlock` (or `mnist-mlp run "
+            "resume`) clears it"
         )
     else:
         state = "Snakemake is not running (no lock in .snakemake/locks/)"
@@ -858,8 +901,8 @@ def report(progress: Progress, now: float | None = None) -> str:
         f"{p.retrainings - p.references} + {_plural(p.references, 'reference')}{guess})"
     )
     if p.winner:
-        # before the search ends, the winner on disk is an earlier search's (a restored state's)
-        title = "an earlier search's winner" if p.stage in ("data", "search") else "winner"
+        # before the retrainings end, the winner on disk is an earlier run's (a restored state's)
+        title = "an earlier run's winner" if p.stage in ("data", "search", "final") else "winner"
         final += (
             f"; {title} {p.winner.get('trial')} (test accuracy "
             f"{p.winner.get('test_accuracy', math.nan):.4f}, official test "

@@ -114,32 +114,40 @@ def locked(directory: Path) -> bool:
 
 def snakemake_processes(directory: Path) -> list[int] | None:
     """The pids of this machine's Snakemake processes working in ``directory`` (their current
-    folder: Snakemake changes into ``--directory``), paused ones included; None where there is
-    no ``/proc`` to read (not Linux). A job's script runs there too, but its command line names
-    ``.snakemake/scripts/tmp….py``, not ``snakemake``."""
+    folder: Snakemake changes into ``--directory``), paused ones included; None where this
+    machine cannot tell: no ``/proc`` (not Linux), lock files of another user, or a Snakemake
+    process whose folder cannot be read. A job's script works there too, but its command line
+    names ``.snakemake/scripts/tmp….py``, not ``snakemake``."""
     proc = Path("/proc")
-    if not (proc / "self" / "cwd").exists():
+    try:
+        owner = min(path.stat().st_uid for path in (directory / ".snakemake/locks").iterdir())
+    except (OSError, ValueError):
+        owner = os.getuid()
+    if not (proc / "self" / "cwd").exists() or owner != os.getuid():
         return None
     target = os.path.realpath(directory)
-    found = []
+    found, unknown = [], False
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         try:
-            if os.readlink(proc / entry / "cwd") != target:
-                continue
             argv = (proc / entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile, or another user's
+            if not any(os.path.basename(arg) == b"snakemake" for arg in argv):
+                continue
+            if os.readlink(proc / entry / "cwd") == target:
+                found.append(int(entry))
+        except PermissionError:  # a Snakemake whose folder this user cannot see
+            unknown = True
+        except OSError:  # gone meanwhile
             continue
-        if any(os.path.basename(arg) == b"snakemake" for arg in argv):
-            found.append(int(entry))
-    return found
+    return None if unknown and not found else found
 
 
 def snakemake_running(directory: Path) -> bool:
     """Whether a Snakemake process holds the working directory's lock: its lock files, and,
-    where this machine can tell, a Snakemake process working there (a run on another machine
-    of a shared file system counts as running only where there is no ``/proc``)."""
+    where this machine can tell (``snakemake_processes``), a Snakemake process working there.
+    A Snakemake on another machine of a shared file system is not seen: ``progress`` then
+    asks how recently the run's logs changed."""
     if not locked(directory):
         return False
     processes = snakemake_processes(directory)
