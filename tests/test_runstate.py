@@ -244,3 +244,33 @@ def test_a_link_in_the_run_folder_is_not_written_through(run, target, tmp_path):
     with pytest.raises(UserFacingError, match="through the link"):
         runstate.restore(tmp_path / "state.tar.gz", target)
     assert not any(elsewhere.rglob("*"))
+
+
+def test_a_runs_config_file_is_kept_in_its_folder_and_travels_in_its_state(run, tmp_path):
+    """``mnist-mlp run start --configfile F`` copies F into the run's folder: editing the
+    checkout's file later changes nothing of the run at its fixed commit; the saved state
+    carries it, and a resume on another machine writes it into the new folder."""
+    from mnist_mlp import runs
+
+    checkout_file = tmp_path / "halving.yaml"
+    checkout_file.write_text("search: {pruning: halving}\n")
+    settings = {"mnist_dir": "/data/mnist"} | runs.keep_configfile(run, checkout_file.read_text())
+    checkout_file.write_text("search: {pruning: none}\n")  # edited after the start
+    args = runs.config_args(settings)
+    assert args[:2] == ["--configfile", runs.CONFIGFILE]  # relative: Snakemake runs in `run`
+    assert (run / args[1]).read_text() == "search: {pruning: halving}\n"
+
+    manifest = runstate.save(run, tmp_path / "state.tar.gz", extra=settings)
+    elsewhere = tmp_path / "new_machine_run"
+    elsewhere.mkdir()
+    restored = runs.settings_from_state(
+        runstate.manifest_of(tmp_path / "state.tar.gz")["extra"], elsewhere
+    )
+    assert manifest["extra"]["configfile_text"] == "search: {pruning: halving}\n"
+    assert (elsewhere / restored["configfile"]).read_text() == "search: {pruning: halving}\n"
+    # a state saved before: the old machine's path, as it was
+    assert runs.settings_from_state({"configfile": "/old/x.yaml"}, elsewhere)["configfile"] == (
+        "/old/x.yaml"
+    )
+    with pytest.raises(SystemExit, match="config file is not text"):
+        runs.settings_from_state({"configfile_text": ["search"]}, elsewhere)

@@ -13,7 +13,9 @@ NAME is the run's name (``full_run``, the default protocol, is the one the READM
 others, such as ``halving``, are measurements of their own). A run is ``snakemake --cores N
 --config mnist_dir=DIR [--configfile F] --rerun-incomplete --keep-going`` in
 ``runs/NAME-<commit>``, under ``nice -n 19``, logging to ``fullrun.log`` there; its settings
-(commit, cores, MNIST folder, config file, starts) in ``run.json`` there. ``--restore STATE``
+(commit, cores, MNIST folder, config file, starts) in ``run.json`` there. The config file is
+copied into the run's folder (``run_configfile.yaml``) when it starts: an edit of the
+checkout's file changes nothing of the run, and a saved state carries it. ``--restore STATE``
 restores a saved state after the data stage, before the run starts: finished jobs of another
 run with the same params (the same trials' retrainings, say) are then not computed again.
 ``resume`` on the same machine unlocks and starts it again; where the worktree is gone (a new
@@ -40,6 +42,9 @@ RUNS = REPO / "runs"
 DOCS = REPO / "docs"
 SETTINGS = "run.json"  # in the run's folder
 LOG = "fullrun.log"
+# the run's --configfile, copied into its folder when it starts: an edit of the checkout's file
+# changes nothing of a run at a fixed commit, and the saved state carries it to another machine
+CONFIGFILE = "run_configfile.yaml"
 # the trained networks (1-3 MB each) stay out of a state kept in git: after a restore on a new
 # machine their retrainings run again (260-1,304 s each in the full run)
 MODELS = (
@@ -145,11 +150,32 @@ def start(args) -> None:
     settings = {"name": args.name, "commit": commit, "cores": args.cores}
     settings |= {"mnist_dir": str(args.mnist_dir)}
     if args.configfile:
-        settings["configfile"] = str(Path(args.configfile).resolve())
+        settings |= keep_configfile(run, Path(args.configfile).read_text())
     if args.restore:  # finished jobs of another run with the same params are kept
         data_stage(run, settings)
         runstate.restore(args.restore, run)
     launch(run, settings, "started")
+
+
+def keep_configfile(run: Path, text: str) -> dict:
+    """The run's config file written into its folder; the settings that name it (relative to
+    the folder, where Snakemake runs) and hold its text (for the saved state)."""
+    (run / CONFIGFILE).write_text(text)
+    return {"configfile": CONFIGFILE, "configfile_text": text}
+
+
+def settings_from_state(extra: dict, run: Path) -> dict:
+    """The settings a run resumed on a new machine takes from its saved state: its config
+    file (written into the new folder) and its history of starts. A state saved before the
+    config file was kept names the file by its path on the old machine."""
+    settings = {"starts": extra.get("starts", [])}
+    if "configfile_text" in extra:
+        if not isinstance(extra["configfile_text"], str):  # a state is input to distrust
+            sys.exit("the saved state's config file is not text: save the run again")
+        settings |= keep_configfile(run, extra["configfile_text"])
+    elif extra.get("configfile"):
+        settings["configfile"] = extra["configfile"]
+    return settings
 
 
 def running(run: Path) -> int | None:
@@ -175,7 +201,7 @@ def resume(args) -> None:
     run = make_worktree(args.name, manifest["commit"])
     settings = {"name": args.name, "commit": manifest["commit"], "cores": args.cores}
     settings |= {"mnist_dir": str(args.mnist_dir)}
-    settings |= {k: v for k, v in manifest["extra"].items() if k in ("configfile", "starts")}
+    settings |= settings_from_state(manifest["extra"], run)
     if manifest["python"] != platform.python_version():
         print(
             f"warning: saved under Python {manifest['python']}, resumed under "
