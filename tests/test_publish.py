@@ -44,3 +44,30 @@ def test_a_published_run_shows_the_answer_with_its_intervals(tiny_run, tmp_path)
     hours = publish.search_core_hours(workdir)
     row = "search cost (core-hours computed: each job's CPU time, + 15 s for Snakemake's last"
     assert f"| {row} sample, at most its wall time) | {hours:.2f} (100%) | {hours:.2f} |" in text
+
+
+def test_a_run_whose_search_grew_publishes_its_trials_so_far_not_the_old_answer(tiny_run, tmp_path):
+    """A run restored from another's state (or given more trials) keeps that run's ranking,
+    winner and ensemble on disk until it redoes them: publishing it meanwhile shows the trials
+    finished so far and no answer, cost or comparison of the other run."""
+    import shutil
+
+    import yaml
+
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], workdir, symlinks=True)
+    # the run started again with three more trials (its own config: the one it started with)
+    config = yaml.safe_load((workdir / "results/run_config.yaml").read_text())
+    config["search"]["n_trials"] += 3
+    (workdir / "results/run_config.started.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "docs" / "grown"
+    publish.main([str(workdir), str(out), "--against", str(tiny_run[0])])
+    text = (out / "summary.md").read_text()
+    assert not (out / "winner.json").exists() and not (out / "ranking.tsv").exists()
+    assert not (out / "summary.tsv").exists() and not (out / "receptive_fields_layer1.png").exists()
+    so_far = pd.read_csv(out / "ranking_so_far.tsv", sep="\t")
+    assert len(so_far) == 2  # the two cross-validated trials, ranked among themselves
+    assert "of the 2 finished so far" in text
+    assert "Against the full run: once this run has its winner." in text
+    assert "the winner (best on the test part)" not in text
+    assert "(search_overview.png)" in text and (out / "search_overview.png").exists()

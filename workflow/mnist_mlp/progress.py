@@ -217,6 +217,7 @@ class Part:
     seconds: float | None
     explanation: str
     per_job: float | None = None  # the time one of the stage's jobs takes, where known
+    jobs_left: int | None = None  # where known
 
 
 @dataclass
@@ -259,6 +260,8 @@ class Progress:
     log_facts: LogFacts = field(default_factory=LogFacts)
     pruned: int = 0  # with successive halving
     rungs: list[Rung] = field(default_factory=list)  # with successive halving
+    # the retrainings this run makes (the ranking's top, else the best so far; the references)
+    final_trials: list[str] = field(default_factory=list)
     lock_left: bool = False  # lock files, but no Snakemake process here: killed?
     elsewhere: bool = False  # lock files, no Snakemake process here, logs that still change
 
@@ -569,6 +572,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         main_log=_shown(log_path, directory) if log_path else None,
         log_facts=facts,
         rungs=rungs,
+        final_trials=[*candidates, *references],
         lock_left=lock_left,
         elsewhere=elsewhere,
     )
@@ -711,7 +715,9 @@ def _halving_part(rungs: list[Rung], eta, running, jobs, now) -> Part:
         f"about {left:,} rung jobs left (rungs of {epochs} epochs, "
         f"1/{eta} promoted at each), at each rung's mean job time / {at_once} jobs at once"
     )
-    return Part("search", max(total - spent, 0.0) / at_once, text, per_job=total / left)
+    return Part(
+        "search", max(total - spent, 0.0) / at_once, text, per_job=total / left, jobs_left=left
+    )
 
 
 def _spent(jobs: list[Job], per_job: float, now: float) -> float:

@@ -6,8 +6,10 @@ the figures and the cost per stage (no models, no data).
 (``mnist-mlp run publish NAME`` calls it for a run of ``mnist_mlp.runs``.)
 
 RUN_DIR is a run's working directory. A run still in progress is published as far as it got:
-the trials cross-validated so far ranked among themselves (``ranking_so_far.tsv``), and the
-cost of the finished jobs beside the whole protocol's projection. Writes ``summary.md`` (where
+the trials finished so far ranked among themselves (``ranking_so_far.tsv``; with halving, those
+a rung pruned or that completed), and the cost of the finished jobs beside the whole
+protocol's projection. A ranking, winner or ensemble on disk that is not yet this run's (a
+restored state's, kept until the run redoes them: ``make progress`` tells) is not published. Writes ``summary.md`` (where
 the run stands, the ranking, the retrained networks and the winner against the report's
 97.93 %, the figures, the cost), the TSV/JSON files and the PNGs; the search overview is drawn
 again with this checkout's code. ``--readme`` writes the same text into the README, between
@@ -68,8 +70,9 @@ def number(text: str) -> float:
         return math.nan
 
 
-def benchmarks(run: Path, rule: str) -> list[dict]:
-    """Each finished job's benchmark row, its threads, and the time it computed."""
+def benchmarks(run: Path, rule: str, trials=None) -> list[dict]:
+    """Each finished job's benchmark row, its threads, and the time it computed (of ``trials``
+    only, where given)."""
     pattern = layout.benchmark(rule, trial="*", rung="*")
     rows = []
     for path in sorted(run.glob(pattern)):
@@ -80,6 +83,8 @@ def benchmarks(run: Path, rule: str) -> list[dict]:
         # "NA" where Snakemake took no sample (a job shorter than a second): NaN
         relative = str(path.relative_to(run))
         wildcards = _wildcards(layout.benchmark(rule, trial="{trial}", rung="{rung}"), relative)
+        if trials is not None and wildcards.get("trial", path.stem) not in trials:
+            continue
         job = {
             "trial": wildcards.get("trial", path.stem),
             **{key: number(row[key]) for key in ("s", "max_rss", "cpu_time")},
@@ -102,12 +107,15 @@ def _wildcards(pattern: str, path: str) -> dict[str, str]:
     return match.groupdict() if match else {}
 
 
-def cost_table(run: Path) -> list[dict]:
-    """Per training rule: its finished jobs' time, CPU time, peak memory and stage span."""
+def cost_table(run: Path, progress=None) -> list[dict]:
+    """Per training rule: its finished jobs' time, CPU time, peak memory and stage span. With
+    ``progress``, the retrainings of this run's only (a restored state brings those of the
+    run it came from)."""
     spans = rule_spans(run)
     rows = []
     for rule in RESULTS:
-        jobs = benchmarks(run, rule)
+        trials = progress.final_trials if progress and rule == "retrain" else None
+        jobs = benchmarks(run, rule, trials)
         if not jobs:
             continue
         # a paused job (SIGSTOP, while this machine measured something else) counts the time
@@ -199,6 +207,7 @@ def projection(cost_rows: list[dict], progress) -> str:
     ``make progress``'s mean per job: the finished ones as measured, the rest estimated)."""
     measured = {row["rule"]: row for row in cost_rows}
     estimates = {part.name: part.per_job for part in progress.parts}
+    jobs_left = {part.name: part.jobs_left for part in progress.parts}
     lines = [
         "| stage | jobs done | measured: compute time per job, less pauses and waits (mean, "
         "median, range) | CPU time | peak memory | stage wall time | projection for the whole "
@@ -213,13 +222,21 @@ def projection(cost_rows: list[dict], progress) -> str:
     if "train_rung" in measured:  # successive halving: rungs instead of CV jobs
         stages[0] = ("train_rung", "search", None)
     for rule, part, count in stages:
-        if count is None:  # as many jobs as the rungs' decisions make: no projection
+        if count is None:  # as many jobs as the rungs' decisions make
             row = measured[rule]
-            total += row["core_s_less_pauses_sum"]
-            lines.append(
-                f"| `{rule}` | " + " | ".join(measured_cells(row)) + " | the jobs the rungs "
-                f"made, measured: **{row['core_s_less_pauses_sum'] / 3600:.1f} core-hours** |"
-            )
+            spent = row["core_s_less_pauses_sum"]
+            if jobs_left.get(part) and estimates.get(part) is not None:
+                more = jobs_left[part] * estimates[part] * THREADS[rule]
+                total += spent + more
+                shown = (
+                    f"{spent / 3600:.1f} core-hours measured + about {jobs_left[part]:,} rung jobs "
+                    f"left × {estimates[part] * THREADS[rule]:,.0f} core-s (`make progress`, at "
+                    f"most) = **{(spent + more) / 3600:.1f} core-hours**"
+                )
+            else:
+                total += spent
+                shown = f"the jobs the rungs made, measured: **{spent / 3600:.1f} core-hours**"
+            lines.append(f"| `{rule}` | " + " | ".join(measured_cells(row)) + f" | {shown} |")
             continue
         row = measured.get(rule)
         if row:
@@ -305,14 +322,36 @@ def answer_table(run: Path) -> str | None:
     return "\n".join(lines) + "\n\n" + describe_comparison(comparison)
 
 
-def ranking_of(run: Path):
-    """The run's ranking, or the finished trials ranked among themselves; and whether it is the
-    run's own."""
-    if (run / RANKING).exists():
+def answered(progress) -> bool:
+    """Whether the run's winner, retrained networks and ensemble on disk are its own: a
+    restored state's (another search's) stay on disk until this run redoes them."""
+    return progress.stage in ("figures", "done")
+
+
+def ranking_of(run: Path, progress):
+    """The run's ranking (once its search is done: a restored state's ranking of another
+    search stays on disk until then), or the finished trials ranked among themselves (with
+    halving: those a rung pruned or that completed); and whether it is the run's own."""
+    if progress.retrainings_known:
         return read_table(run / RANKING), True
-    cv_paths = sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))
-    finished = [read_json(p) for p in cv_paths if p.with_suffix(".history.tsv").exists()]
-    return build_ranking(finished), False
+    if progress.rungs:
+        last = {}
+        tables = layout.output("promote_trials", "decisions").format(batch="*", rung="*")
+        for table in sorted(run.glob(tables)):
+            rung = int(table.stem.removeprefix("rung"))
+            for row in read_table(table).to_dict("records"):
+                if rung >= last.get(row["trial"], (-1, ""))[0]:
+                    last[row["trial"]] = (rung, row["decision"])
+        result = layout.output("train_rung", "result").format
+        paths = [
+            run / result(trial=trial, rung=rung)
+            for trial, (rung, decision) in sorted(last.items())
+            if decision != "promoted"
+        ]
+    else:
+        paths = sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))
+        paths = [p for p in paths if p.with_suffix(".history.tsv").exists()]
+    return build_ranking([read_json(p) for p in paths if p.exists()]), False
 
 
 FIGURES = (  # (file, alt text) in the order a reader wants them
@@ -328,8 +367,9 @@ FIGURES = (  # (file, alt text) in the order a reader wants them
 
 def status_line(run: Path, progress) -> str:
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    done = "finished (pruned or through their last rung)" if progress.rungs else "cross-validated"
     counts = (
-        f"{progress.cross_validated} of {progress.trials} trials cross-validated, "
+        f"{progress.cross_validated} of {progress.trials} trials {done}, "
         f"{progress.retrained} of {progress.retrainings} retrainings done"
     )
     if progress.stage == "done":
@@ -355,7 +395,9 @@ def provenance(run: Path, progress) -> str:
     return where + "."
 
 
-def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) -> str:
+def section(
+    run: Path, out: Path, prefix: str, top: int, compact: bool = False, progress=None
+) -> str:
     """The text about the run. Full (``summary.md``): where it stands and where it ran, the
     answer, the ranking, the retrained networks, the figures, the cost beside the projection.
     Compact (the README, whose first screen shows a figure already): where it stands, the
@@ -363,10 +405,10 @@ def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) 
     Image links start with ``prefix`` (the published copy's folder as seen from the text)."""
     from .progress import collect
 
-    progress = collect(run)
+    progress = progress or collect(run)
     config, _ = load_config(run)
     parts = [status_line(run, progress)]
-    answer = answer_table(run)
+    answer = answer_table(run) if answered(progress) else None
     if compact:
         if answer:
             parts.append(answer)
@@ -383,24 +425,35 @@ def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) 
             "The answer: each accuracy with its 95 % interval (Wilson) on the images it was "
             "measured on.\n\n" + answer
         )
-    ranking, ranked = ranking_of(run)
-    so_far = "" if ranked else f" of the {len(ranking)} cross-validated so far"
+    ranking, ranked = ranking_of(run, progress)
+    so_far = "" if ranked else f" of the {len(ranking)} finished so far"
     shown = ranking.head(top)
     columns = ["rank", "trial", "Nh1", "Nh2", "dropout", "optimizer", "lr", "L2", "mean_loss"]
     columns += ["std_loss", "mean_accuracy", "mean_epochs"]
-    parts.append(
-        f"The best {len(shown)} trials{so_far}, by mean held-out cross-entropy over the "
-        f"{config['search']['folds']} folds (`mean_accuracy`: the CV accuracy; `mean_epochs`: "
-        "where early stopping ended the folds):\n\n" + markdown_table(shown, columns, FORMATS)
-    )
-    parts.append(
-        f"![The CV loss of the {len(ranking)} trials against each hyper-parameter]"
-        f"({prefix}search_overview.png)"
-    )
+    if ranking.empty:
+        parts.append(
+            "No trial has finished yet"
+            + (
+                " (with halving, a trial finishes when a rung prunes it or it completes)."
+                if progress.rungs
+                else "."
+            )
+        )
+    else:
+        parts.append(
+            f"The best {len(shown)} trials{so_far}, by mean held-out cross-entropy over the "
+            f"{config['search']['folds']} folds (`mean_accuracy`: the CV accuracy; `mean_epochs`: "
+            "where early stopping ended the folds):\n\n" + markdown_table(shown, columns, FORMATS)
+        )
+    if (out / "search_overview.png").exists():
+        parts.append(
+            f"![The CV loss of the {len(ranking)} trials against each hyper-parameter]"
+            f"({prefix}search_overview.png)"
+        )
     if (out / "importance.png").exists():
         parts.append(f"![Which hyper-parameters mattered (fANOVA)]({prefix}importance.png)")
     summary_path = run / SUMMARY
-    if summary_path.exists():
+    if summary_path.exists() and answered(progress):
         summary = read_table(summary_path)
         summary["official_95_ci"] = [
             "{:.2f}-{:.2f} %".format(*(100 * x for x in accuracy_interval(a, 10_000)))
@@ -436,7 +489,7 @@ def section(run: Path, out: Path, prefix: str, top: int, compact: bool = False) 
             "the whole training part); the winner is chosen when all are:\n\n"
             + markdown_table(table, columns, FORMATS)
         )
-    table = projection(cost_table(run), progress)
+    table = projection(cost_table(run, progress), progress)
     parts.append("**Cost**, from the finished jobs' `benchmarks/`:\n\n" + table)
     return wrap(parts)
 
@@ -597,17 +650,28 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     run, out = args.run.resolve(), args.out
     out.mkdir(parents=True, exist_ok=True)
+    from .progress import collect
+
+    progress = collect(run)
+    # a restored state's files of another search stay on disk until this run redoes them
+    search_files = {*layout.outputs("rank_trials", halving=True).values()}
     for name in COPIED:
-        if (run / name).exists():
+        own = answered(progress) or (progress.retrainings_known and name in search_files)
+        if name in layout.outputs("sample_trials").values():  # the run's first job
+            own = True
+        if (run / name).exists() and own:
             shutil.copy2(run / name, out / Path(name).name)
-    for png in (run / Path(layout.output("plot_search", "figure")).parent).glob("*.png"):
-        shutil.copy2(png, out / png.name)
-    ranking, ranked = ranking_of(run)
+    if answered(progress):
+        for png in (run / Path(layout.output("plot_search", "figure")).parent).glob("*.png"):
+            shutil.copy2(png, out / png.name)
+    ranking, ranked = ranking_of(run, progress)
     if not ranked:
         write_table(ranking, out / "ranking_so_far.tsv")
     else:  # superseded by ranking.tsv
         (out / "ranking_so_far.tsv").unlink(missing_ok=True)
-    if (run / SUMMARY).exists():
+    if ranking.empty:  # no trial finished yet: nothing to draw
+        (out / "search_overview.png").unlink(missing_ok=True)
+    elif (run / SUMMARY).exists() and answered(progress):
         from .figures import plot_search_stage
 
         plot_search_stage(run / RANKING, run / SUMMARY, out / "search_overview.png")
@@ -620,16 +684,18 @@ def main(argv=None) -> int:
             {"reference": bool, "winner": bool}
         )
         plot_search_overview(ranking, nobody, out / "search_overview.png")
-    write_table(cost_table(run), out / "cost.tsv")
+    write_table(cost_table(run, progress), out / "cost.tsv")
     title = f"# The run in `{run.name}`\n\n"
-    text = section(run, out, "", args.top)
-    if args.against:
+    text = section(run, out, "", args.top, progress=progress)
+    if args.against and not answered(progress):
+        text = "Against the full run: once this run has its winner.\n\n" + text
+    elif args.against:
         against = comparison(run, args.against.resolve(), out, args.top)
         text = f"Against the full run (`{args.against.name}`):\n\n{against}\n\n{text}"
     (out / "summary.md").write_text(title + text)
     if args.readme:
         prefix = f"{Path(os.path.relpath(out.resolve(), args.readme.resolve().parent))}/"
-        splice(args.readme, section(run, out, prefix, args.top, compact=True))
+        splice(args.readme, section(run, out, prefix, args.top, True, progress))
     print((out / "summary.md").read_text())
     return 0
 
