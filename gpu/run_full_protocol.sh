@@ -269,7 +269,7 @@ if mnist_mlp run save "$NAME" >"$SCRATCH/save.txt" 2>&1; then
     say "cost of the training jobs ($DOCS/cost.tsv; stage_wall_s: first start to last end):"
     column -t -s $'\t' "$DOCS/cost.tsv" 2>/dev/null | tee -a "$REPORT" || tee -a "$REPORT" <"$DOCS/cost.tsv"
 else
-    say "mnist-mlp run save failed (a run stopped before any trial finished cannot be published):"
+    say "mnist-mlp run save failed:"
     tail -n 5 "$SCRATCH/save.txt" | tee -a "$REPORT"
 fi
 # Back to $OUT_DIR (the device tool returns at most 8 files): the report, Snakemake's output,
