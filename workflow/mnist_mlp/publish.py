@@ -9,11 +9,11 @@ RUN_DIR is a run's working directory. A run still in progress is published as fa
 the trials finished so far ranked among themselves (``ranking_so_far.tsv``; with halving, those
 a rung pruned or that completed), and the cost of the finished jobs beside the whole
 protocol's projection. A ranking, winner or ensemble on disk that is not yet this run's (a
-restored state's, kept until the run redoes them: ``make progress`` tells) is not published. Writes ``summary.md`` (where
-the run stands, the ranking, the retrained networks and the winner against the report's
-97.93 %, the figures, the cost), the TSV/JSON files and the PNGs; the search overview is drawn
-again with this checkout's code. ``--readme`` writes the same text into the README, between
-its ``full-run`` markers.
+restored state's, kept until the run redoes them: ``make progress`` tells) is not published.
+Writes ``summary.md`` (where the run stands, the ranking, the retrained networks and the winner
+against the report's 97.93 %, the figures, the cost), the TSV/JSON files and the PNGs; the
+search overview is drawn again with this checkout's code. ``--readme`` writes the same text
+into the README, between its ``full-run`` markers.
 """
 
 from __future__ import annotations
