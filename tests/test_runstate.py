@@ -274,3 +274,24 @@ def test_a_runs_config_file_is_kept_in_its_folder_and_travels_in_its_state(run, 
     )
     with pytest.raises(SystemExit, match="config file is not text"):
         runs.settings_from_state({"configfile_text": ["search"]}, elsewhere)
+
+
+def test_a_state_too_large_for_git_is_kept_out_of_docs(tmp_path, capsys, monkeypatch):
+    """``mnist-mlp run save``: a state over the limit (a halving run's rung states: GBs) is
+    moved out of docs/ to where ``run resume`` finds it; a small one stays, replacing an old
+    large one."""
+    from mnist_mlp import runs
+
+    docs, kept = tmp_path / "docs/halving/state.tar.gz", tmp_path / "runs/halving.state.tar.gz"
+    docs.parent.mkdir(parents=True)
+    docs.write_bytes(b"x" * 2000)
+    assert runs.place_state(docs, kept, limit=1000) == kept
+    assert not docs.exists() and kept.read_bytes() == b"x" * 2000
+    assert "the state is 0 MB, more than git hosts take (0 MB): kept at" in capsys.readouterr().out
+    monkeypatch.setattr(runs, "DOCS", tmp_path / "docs")  # the repository's folders, here
+    monkeypatch.setattr(runs, "RUNS", tmp_path / "runs")
+    assert runs.state_of("halving") == kept  # what `run resume` restores
+    docs.write_bytes(b"x" * 10)  # saved again, small
+    assert runs.place_state(docs, kept, limit=1000) == docs
+    assert docs.exists() and not kept.exists()
+    assert runs.state_of("halving") == docs

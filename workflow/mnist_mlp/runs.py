@@ -5,7 +5,8 @@ mnist_mlp.runs ...``), from the repository.
     run start NAME [--commit REV] [--configfile F] [--restore STATE]   worktree, venv, the run
     run resume NAME        after a work session ended, or on a new machine (from its state)
     run pause NAME | continue NAME     SIGSTOP / SIGCONT of the run's process group
-    run save NAME          its finished work into docs/NAME/state.tar.gz, then publish
+    run save NAME          its finished work into docs/NAME/state.tar.gz (runs/NAME.state.tar.gz
+                           where over 95 MB, too large for git), then publish
     run publish NAME       its results so far into docs/NAME/ (and the README, for full_run)
     run status [NAME]      make progress for the run
 
@@ -65,8 +66,33 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# A saved state larger than this stays out of docs/ (and git: hosts refuse files over 100 MB):
+# a halving run keeps each trial's rung state (networks and optimizers of every fold, about
+# 15 MB a trial in the default space)
+GIT_FILE_LIMIT = 95_000_000
+
+
 def state_of(name: str) -> Path:
-    return DOCS / name / "state.tar.gz"
+    """The run's saved state: in docs/NAME/, or in runs/ where it was too large for git."""
+    docs, kept = DOCS / name / "state.tar.gz", RUNS / f"{name}.state.tar.gz"
+    return kept if kept.exists() and not docs.exists() else docs
+
+
+def place_state(state: Path, kept: Path, limit: int = GIT_FILE_LIMIT) -> Path:
+    """Where a state just saved at ``state`` stays: there, or at ``kept`` (moved) where it is
+    larger than ``limit`` bytes."""
+    size = state.stat().st_size
+    if size <= limit:
+        kept.unlink(missing_ok=True)
+        return state
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    state.replace(kept)
+    print(
+        f"the state is {size / 1e6:,.0f} MB, more than git hosts take ({limit / 1e6:.0f} MB): "
+        f"kept at {kept}, out of docs/; `run resume` here finds it, on another machine copy "
+        "it to the same path"
+    )
+    return kept
 
 
 def the_run(name: str) -> Path:
@@ -222,9 +248,11 @@ def signal_run(name: str, sig: signal.Signals) -> None:
 def save(args) -> None:
     run = the_run(args.name)
     leave_out = MODELS if args.name == "full_run" or not args.with_models else ()
-    manifest = runstate.save(run, state_of(args.name), extra=settings_of(run), leave_out=leave_out)
+    docs = DOCS / args.name / "state.tar.gz"
+    manifest = runstate.save(run, docs, extra=settings_of(run), leave_out=leave_out)
+    state = place_state(docs, RUNS / f"{args.name}.state.tar.gz")
     print(
-        f"saved {len(manifest['outputs'])} finished outputs in {state_of(args.name)}"
+        f"saved {len(manifest['outputs'])} finished outputs in {state}"
         + (
             f" (left out: the {len(manifest['left_out'])} outputs of jobs with networks)"
             if manifest["left_out"]
