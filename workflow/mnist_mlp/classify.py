@@ -497,15 +497,16 @@ def main(argv=None) -> int:
     except UserFacingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    digits, probabilities = classify(module, images_to_tensor(np.concatenate(batches)))
+    images = np.concatenate(batches)
+    digits, probabilities = classify(module, images_to_tensor(images))
     print(_describe(args.model, checkpoint), file=sys.stderr)
     if labels is not None:
         if args.index is not None:
             labels = labels[args.index : args.index + 1]
         print(accuracy_report(digits.numpy(), labels, args.model, args.json))
         return 0
-    blanks = [is_blank(image) for image in np.concatenate(batches)]
-    inks = [ink_share(image) for image in np.concatenate(batches)]
+    blanks = [is_blank(image) for image in images]
+    inks = [ink_share(image) for image in images]
     if args.json:
         import json
 

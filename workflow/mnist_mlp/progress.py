@@ -91,7 +91,7 @@ from .records import (
     read_main_log,
     snakemake_running,
 )
-from .trials import batch_sizes, reference_id, trial_ids
+from .trials import reference_id, search_batch_sizes, trial_ids
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 RUN_CONFIG = layout.RESULTS_CONFIG  # the results' (written when a run ends well)
@@ -262,6 +262,9 @@ class Progress:
     rungs: list[Rung] = field(default_factory=list)  # with successive halving
     # the retrainings this run makes (the ranking's top, else the best so far; the references)
     final_trials: list[str] = field(default_factory=list)
+    # each finished trial's final result (relative path): its CV result, or with halving the
+    # rung where it was pruned or completed
+    finished_results: dict[str, str] = field(default_factory=dict)
     lock_left: bool = False  # lock files, but no Snakemake process here: killed?
     elsewhere: bool = False  # lock files, no Snakemake process here, logs that still change
 
@@ -355,13 +358,6 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     def done(path: str) -> bool:
         return path not in markers and (directory / path).is_file()
 
-    def result_path(trial: str) -> str:
-        """A trial's final result: its CV result, or with halving its last rung's."""
-        if search.get("pruning") == "halving":
-            rungs = sorted(_rung_folder(directory, trial).glob("rung*.json"))
-            return str(rungs[-1].relative_to(directory)) if rungs else ""
-        return layout.output("cross_validate", "cv").format(trial=trial)
-
     # Search: every finished trial's CV result (small JSON files) and benchmark. Plain strings,
     # os.listdir and open(): pathlib would double the time at 10,000 trials.
     trials = trial_ids(n_trials)
@@ -377,7 +373,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             continue
         try:
             with open(os.path.join(directory, result), "rb") as handle:
-                results[trial] = cv_summary(handle.read(), trial)
+                results[trial] = cv_summary(handle.read(), trial) | {"path": result}
         except (OSError, ValueError):
             continue
         bench = bench_pattern.format(trial=trial)
@@ -393,10 +389,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         )
         eta = int(search["halving"]["eta"])
         budgets_ = budgets(search["halving"]["min_epochs"], eta, folds_epochs(search))
-        tpe = search.get("sampler") == "tpe"
-        startup = min(int(search["tpe"]["startup_trials"]), n_trials) if tpe else n_trials
-        sizes = batch_sizes(n_trials, startup, int(search["tpe"]["batch"]) if tpe else 1)
-        rungs = _rungs(rung_jobs, promoted, budgets_, sizes, eta)
+        rungs = _rungs(rung_jobs, promoted, budgets_, search_batch_sizes(search), eta)
     ok = sorted(
         (r for r in results.values() if r["status"] == "ok" and r["mean_loss"] is not None),
         key=lambda r: (r["mean_loss"], r["trial"]),
@@ -526,7 +519,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             trial: seconds
             for trial in candidates
             if trial in results
-            and (seconds := _cv_epoch_seconds(os.path.join(directory, result_path(trial))))
+            and (seconds := _cv_epoch_seconds(os.path.join(directory, results[trial]["path"])))
         }
         parts.append(
             _final_part(
@@ -573,6 +566,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         log_facts=facts,
         rungs=rungs,
         final_trials=[*candidates, *references],
+        finished_results={trial: result["path"] for trial, result in sorted(results.items())},
         lock_left=lock_left,
         elsewhere=elsewhere,
     )
@@ -621,16 +615,18 @@ def _halving_results(directory: Path, markers: dict, trials: list[str]):
     for key in sorted(decisions):
         for row in decisions[key]:
             last[row["trial"]] = (key[0], row["decision"])
+    result_of = layout.output("train_rung", "result").format
     for trial, (rung, decision) in last.items():
+        path = result_of(trial=trial, rung=rung)
         if decision == "promoted":
             continue
         if decision == "pruned":
             results[trial] = {"trial": trial, "status": "pruned", "mean_loss": None}
-            results[trial]["mean_accuracy"] = None
+            results[trial] |= {"mean_accuracy": None, "path": path}
             continue
         try:
-            with open(root / trial / f"rung{rung}.json", "rb") as handle:
-                results[trial] = cv_summary(handle.read(), trial)
+            with open(directory / path, "rb") as handle:
+                results[trial] = cv_summary(handle.read(), trial) | {"path": path}
         except (OSError, ValueError):
             continue
     jobs, newest = {}, {}
@@ -756,24 +752,24 @@ def _final_part(
         return Part("final", 0.0, "every retraining done; choosing the winner")
     scale = sizes["train_images"] / sizes["cv_images"] * sizes["epochs"]
     predicted = {trial: seconds * scale for trial, seconds in epoch_seconds.items()}
-    if not predicted and rung_epochs:
+    if predicted:
+        typical = sum(predicted.values()) / len(predicted)  # a reference's, an unknown trial's
+        which = "ranking's" if sizes["ranked"] else "current"
+        low, high = min(epoch_seconds.values()), max(epoch_seconds.values())
+        per_epoch = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+        source = f"each of the {which} {len(epoch_seconds)} best trials' CV epoch time, {per_epoch}"
+        source_tail = "; a reference: their mean"
+    elif rung_epochs:
         # the median: a fit paused (SIGSTOP) meanwhile counts its pause in its seconds
-        per_epoch = statistics.median(rung_epochs)
-        typical = per_epoch * scale
-        total = left * typical
-        change = -sum(_spent([job], typical, now) for job in running)
-        at_once = min(jobs, left)
-        text = (
-            f"{_plural(left, 'retraining')} × ~{typical:,.0f} s (no trial is through its last "
-            f"rung yet: the median epoch time of the {len(rung_epochs):,} trials' rung fits so "
-            f"far, {per_epoch:.2f} s per epoch of "
-            f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
-            f"{sizes['epochs']} epochs) / {at_once} at once"
+        median = statistics.median(rung_epochs)
+        typical = median * scale
+        source = (
+            f"no trial is through its last rung yet: the median epoch time of the "
+            f"{len(rung_epochs):,} trials' rung fits so far, {median:.2f}"
         )
-        return Part("final", max(total + change, 0.0) / at_once, text, per_job=typical)
-    if not predicted:  # no CV result yet (each the workflow writes has its folds' epoch times)
+        source_tail = ""
+    else:  # no CV result yet (each the workflow writes has its folds' epoch times)
         return Part("final", None, "not known yet: no cross-validation job has finished")
-    typical = sum(predicted.values()) / len(predicted)  # a reference's, or an unknown trial's
     measured = [trial for trial in finished if trial in predicted]
     factor = (
         sum(finished[t] for t in measured) / sum(predicted[t] for t in measured)
@@ -782,14 +778,10 @@ def _final_part(
     )
     estimates = {trial: factor * predicted.get(trial, typical) for trial in not_retrained}
     total = sum(estimates.values()) + (left - len(estimates)) * factor * typical
-    which = "ranking's" if sizes["ranked"] else "current"
-    low, high = min(epoch_seconds.values()), max(epoch_seconds.values())
-    per_epoch = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
     basis = (
-        f"~{total / left:,.0f} s on average (each of the {which} {len(epoch_seconds)} best "
-        f"trials' CV epoch time, {per_epoch} s per epoch of "
+        f"~{total / left:,.0f} s on average ({source} s per epoch of "
         f"{sizes['cv_images']:,} images, scaled to {sizes['train_images']:,} images × "
-        f"{sizes['epochs']} epochs; a reference: their mean"
+        f"{sizes['epochs']} epochs{source_tail}"
     )
     if measured:
         basis += (

@@ -334,24 +334,8 @@ def ranking_of(run: Path, progress):
     halving: those a rung pruned or that completed); and whether it is the run's own."""
     if progress.retrainings_known:
         return read_table(run / RANKING), True
-    if progress.rungs:
-        last = {}
-        tables = layout.output("promote_trials", "decisions").format(batch="*", rung="*")
-        for table in sorted(run.glob(tables)):
-            rung = int(table.stem.removeprefix("rung"))
-            for row in read_table(table).to_dict("records"):
-                if rung >= last.get(row["trial"], (-1, ""))[0]:
-                    last[row["trial"]] = (rung, row["decision"])
-        result = layout.output("train_rung", "result").format
-        paths = [
-            run / result(trial=trial, rung=rung)
-            for trial, (rung, decision) in sorted(last.items())
-            if decision != "promoted"
-        ]
-    else:
-        paths = sorted(run.glob(layout.output("cross_validate", "cv").format(trial="t*")))
-        paths = [p for p in paths if p.with_suffix(".history.tsv").exists()]
-    return build_ranking([read_json(p) for p in paths if p.exists()]), False
+    finished = [read_json(run / path) for path in progress.finished_results.values()]
+    return build_ranking(finished), False
 
 
 FIGURES = (  # (file, alt text) in the order a reader wants them
@@ -654,12 +638,11 @@ def main(argv=None) -> int:
 
     progress = collect(run)
     # a restored state's files of another search stay on disk until this run redoes them
-    search_files = {*layout.outputs("rank_trials", halving=True).values()}
-    for name in COPIED:
-        own = answered(progress) or (progress.retrainings_known and name in search_files)
-        if name in layout.outputs("sample_trials").values():  # the run's first job
-            own = True
-        if (run / name).exists() and own:
+    own = set(layout.outputs("sample_trials").values())  # the run's first job
+    if progress.retrainings_known:
+        own |= set(layout.outputs("rank_trials", halving=True).values())
+    for name in COPIED if answered(progress) else own:
+        if (run / name).exists():
             shutil.copy2(run / name, out / Path(name).name)
     if answered(progress):
         for png in (run / Path(layout.output("plot_search", "figure")).parent).glob("*.png"):

@@ -106,6 +106,16 @@ def batch_sizes(n_trials: int, startup: int, size: int) -> list[int]:
     return sizes
 
 
+def search_batch_sizes(search: dict) -> list[int]:
+    """The batches of the config's search (``search``), as ``batch_sizes``: one of every trial
+    with the random sampler; with TPE, its startup trials, then batches of ``tpe.batch``."""
+    n_trials = int(search["n_trials"])
+    if search.get("sampler") != "tpe":
+        return [n_trials]
+    startup = min(int(search["tpe"]["startup_trials"]), n_trials)
+    return batch_sizes(n_trials, startup, int(search["tpe"]["batch"]))
+
+
 def reference_id(name: str) -> str:
     return f"{REFERENCE_PREFIX}{name}"
 

@@ -22,13 +22,13 @@ from mnist_mlp.halving import budgets
 from mnist_mlp.trials import (
     REFERENCE_ID_PATTERN,
     TRIAL_ID_PATTERN,
-    batch_sizes,
     batch_range as trials_batch_range,
     fixed_settings,
     hyperparameters_of,
     reference_trials,
     sample_trials,
     sampled_space,
+    search_batch_sizes,
     trial_id,
     trial_index,
 )
@@ -103,10 +103,10 @@ HALVING = SEARCH["pruning"] == "halving"
 # params: no job per trial, and a trial's jobs rerun exactly when its hyper-parameters change.
 # With TPE, the startup trials only; batch k >= 1 of the others is proposed by a job of its own
 # (propose_trials, a checkpoint) from the results of batches 0 to k - 1.
-STARTUP = min(SEARCH["tpe"]["startup_trials"], N_TRIALS) if TPE else N_TRIALS
+BATCHES = len(search_batch_sizes(SEARCH))
+STARTUP = search_batch_sizes(SEARCH)[0]
 TRIALS = sample_trials(config["seed"], STARTUP, SPACE)
 BATCH_SIZE = SEARCH["tpe"]["batch"]
-BATCHES = len(batch_sizes(N_TRIALS, STARTUP, BATCH_SIZE))
 RUNGS = budgets(SEARCH["halving"]["min_epochs"], SEARCH["halving"]["eta"], SEARCH["max_epochs"])
 REFERENCES = reference_trials(config["final"]["references"])
 SEARCH_TITLE = ("TPE search" if TPE else "Random search") + (
