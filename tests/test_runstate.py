@@ -295,3 +295,40 @@ def test_a_state_too_large_for_git_is_kept_out_of_docs(tmp_path, capsys, monkeyp
     assert runs.place_state(docs, kept, limit=1000) == docs
     assert docs.exists() and not kept.exists()
     assert runs.state_of("halving") == docs
+
+
+def test_resume_restores_the_checkpoint_where_the_folder_lost_its_records(tmp_path, monkeypatch):
+    """A machine that went with a run's ignored files (``.snakemake/``, ``results/``) but
+    carried its folder: ``run resume`` restores the checkpoint saved there, else the saved
+    state; on the same machine it restores nothing; with neither, it names the fix."""
+    from mnist_mlp import runs
+
+    monkeypatch.setattr(runs, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(runs, "RUNS", tmp_path / "runs")
+    run = tmp_path / "runs/halving-abc1234"
+    (run / ".snakemake").mkdir(parents=True)
+    (run / runs.SETTINGS).write_text('{"name": "halving"}')
+    assert runs.resume_from(run, "halving") is None  # the same machine
+    (run / ".snakemake").rmdir()  # a new machine: the ignored files are gone
+    with pytest.raises(SystemExit, match="neither a checkpoint .* start the run again"):
+        runs.resume_from(run, "halving")
+    saved = tmp_path / "docs/halving/state.tar.gz"
+    saved.parent.mkdir(parents=True)
+    saved.write_bytes(b"saved")
+    assert runs.resume_from(run, "halving") == saved
+    (run / runs.CHECKPOINT).write_bytes(b"newer")
+    assert runs.resume_from(run, "halving") == run / runs.CHECKPOINT
+
+
+def test_a_checkpoint_is_the_runs_finished_work_in_its_folder(run, tmp_path, monkeypatch):
+    from mnist_mlp import runs
+
+    monkeypatch.setattr(runs, "RUNS", tmp_path / "runs")
+    folder = tmp_path / "runs/halving-abc1234"
+    folder.parent.mkdir()
+    run.rename(folder)
+    (folder / runs.SETTINGS).write_text('{"name": "halving", "cores": 2}')
+    assert runs.main(["checkpoint", "halving"]) == 0
+    manifest = runstate.manifest_of(folder / runs.CHECKPOINT)
+    assert manifest["outputs"] == ["results/search/cv/t0000.json"]
+    assert manifest["extra"] == {"name": "halving", "cores": 2}

@@ -4,6 +4,7 @@ mnist_mlp.runs ...``), from the repository.
 
     run start NAME [--commit REV] [--configfile F] [--restore STATE]   worktree, venv, the run
     run resume NAME        after a work session ended, or on a new machine (from its state)
+    run checkpoint NAME [--every MIN]   its finished work into its folder, now or while it runs
     run pause NAME | continue NAME     SIGSTOP / SIGCONT of the run's process group
     run save NAME          its finished work into docs/NAME/state.tar.gz (runs/NAME.state.tar.gz
                            where over 95 MB, too large for git), then publish
@@ -22,6 +23,12 @@ run with the same params (the same trials' retrainings, say) are then not comput
 ``resume`` on the same machine unlocks and starts it again; where the worktree is gone (a new
 machine), it makes the worktree at the saved commit and its venv again, runs the data stage,
 restores the saved state and starts it: Snakemake computes only what was not finished.
+
+A machine can also go with the run's ignored files (``.venv/``, ``.snakemake/``, ``results/``)
+while its folder's other files are carried to the new one: ``checkpoint`` saves the run's
+finished work, rung states and networks included, as ``checkpoint.state.tar.gz`` in its folder
+(not ignored there), ``--every MIN`` again and again while the run lives; ``resume`` of a folder
+that lost its records restores the newest checkpoint, else the saved state.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +54,8 @@ LOG = "fullrun.log"
 # the run's --configfile, copied into its folder when it starts: an edit of the checkout's file
 # changes nothing of a run at a fixed commit, and the saved state carries it to another machine
 CONFIGFILE = "run_configfile.yaml"
+# the run's finished work, saved in its folder while it runs (``checkpoint``)
+CHECKPOINT = "checkpoint.state.tar.gz"
 # the trained networks (1-3 MB each) stay out of a state kept in git: after a restore on a new
 # machine their retrainings run again (260-1,304 s each in the full run)
 MODELS = (
@@ -219,11 +229,12 @@ def resume(args) -> None:
     if pid := running(run):
         sys.exit(f"the run is still going (pid {pid}; paused? `continue` it): not started twice")
     settings = settings_of(run)
-    if settings:  # launched here before: the same machine
+    state = resume_from(run, args.name)
+    if state is None:  # launched here before: the same machine
         snakemake(run, settings, "--unlock", "--cores", "1")
         launch(run, settings, "resumed")
         return
-    manifest = runstate.manifest_of(state_of(args.name))
+    manifest = runstate.manifest_of(state)
     run = make_worktree(args.name, manifest["commit"])
     settings = {"name": args.name, "commit": manifest["commit"], "cores": args.cores}
     settings |= {"mnist_dir": str(args.mnist_dir)}
@@ -235,8 +246,37 @@ def resume(args) -> None:
             "hashes of its Python; where they are not version 1's, Snakemake reruns those jobs"
         )
     data_stage(run, settings)  # the data stage again (its outputs are not carried)
-    runstate.restore(state_of(args.name), run)
+    runstate.restore(state, run)
     launch(run, settings, f"resumed on a new machine from the state saved {manifest['saved']}")
+
+
+def resume_from(run: Path, name: str) -> Path | None:
+    """The state a resume restores: none where the run's folder still has Snakemake's records
+    (the same machine), else its checkpoint (the folder carried to a new machine without its
+    ignored files), else the run's saved state."""
+    if settings_of(run) and (run / ".snakemake").is_dir():
+        return None
+    for state in (run / CHECKPOINT, state_of(name)):
+        if state.exists():
+            return state
+    sys.exit(
+        f"{run} lost its records (a new machine?) and there is neither a checkpoint "
+        f"({run / CHECKPOINT}) nor a saved state ({state_of(name)}): start the run again"
+    )
+
+
+def checkpoint(args) -> None:
+    """Save the run's finished work in its folder, once or every ``args.every`` minutes while
+    it runs (niced: the run keeps the cores)."""
+    run = the_run(args.name)
+    if args.every:
+        os.nice(19)
+    while True:
+        manifest = runstate.save(run, run / CHECKPOINT, extra=settings_of(run))
+        print(f"{now()}: {len(manifest['outputs'])} finished outputs in {run / CHECKPOINT}")
+        if not args.every or not running(run):
+            return
+        time.sleep(args.every * 60)
 
 
 def signal_run(name: str, sig: signal.Signals) -> None:
@@ -286,7 +326,8 @@ def status(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mnist-mlp run", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "command", choices=("start", "resume", "pause", "continue", "save", "publish", "status")
+        "command",
+        choices=("start", "resume", "checkpoint", "pause", "continue", "save", "publish", "status"),
     )
     parser.add_argument("name", nargs="?", default="full_run", help="the run (default full_run)")
     parser.add_argument("--commit", default="HEAD", help="start: the commit to run")
@@ -294,6 +335,7 @@ def main(argv=None) -> int:
     parser.add_argument("--restore", type=Path, help="start: a saved state to restore first")
     parser.add_argument("--with-models", action="store_true", help="save: keep the networks")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--every", type=float, help="checkpoint: again every MIN minutes")
     parser.add_argument(
         "--mnist-dir", type=Path, default=(REPO.parent / "shared/data/mnist").resolve()
     )
@@ -301,6 +343,7 @@ def main(argv=None) -> int:
     actions = {
         "start": start,
         "resume": resume,
+        "checkpoint": checkpoint,
         "save": save,
         "publish": publish,
         "status": status,
