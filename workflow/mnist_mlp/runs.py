@@ -272,9 +272,10 @@ def checkpoint(args) -> None:
     if args.every:
         os.nice(19)
     while True:
+        alive = running(run)  # read before the save: the last save follows the run's end
         manifest = runstate.save(run, run / CHECKPOINT, extra=settings_of(run))
         print(f"{now()}: {len(manifest['outputs'])} finished outputs in {run / CHECKPOINT}")
-        if not args.every or not running(run):
+        if not args.every or not alive:
             return
         time.sleep(args.every * 60)
 
