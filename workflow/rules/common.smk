@@ -103,8 +103,8 @@ HALVING = SEARCH["pruning"] == "halving"
 # params: no job per trial, and a trial's jobs rerun exactly when its hyper-parameters change.
 # With TPE, the startup trials only; batch k >= 1 of the others is proposed by a job of its own
 # (propose_trials, a checkpoint) from the results of batches 0 to k - 1.
-BATCHES = len(search_batch_sizes(SEARCH))
-STARTUP = search_batch_sizes(SEARCH)[0]
+BATCH_SIZES = search_batch_sizes(SEARCH)
+BATCHES, STARTUP = len(BATCH_SIZES), BATCH_SIZES[0]
 TRIALS = sample_trials(config["seed"], STARTUP, SPACE)
 BATCH_SIZE = SEARCH["tpe"]["batch"]
 RUNGS = budgets(SEARCH["halving"]["min_epochs"], SEARCH["halving"]["eta"], SEARCH["max_epochs"])
