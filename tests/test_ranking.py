@@ -181,7 +181,7 @@ def test_the_rung_decisions_are_gathered_by_rung_then_trial(tmp_path):
     """With halving, rank_trials also writes every rung's decisions (``halving.decide``) in one
     table, rung by rung, trials in id order within a rung, whatever order the tables come in."""
     first = [rung_result(f"t000{i}", 0, 9, score) for i, score in enumerate((0.4, 0.1, 0.3))]
-    second = [result("t0001", 0.2, rung=1, budget=27), rung_result("t0002", 1, 27, 0.25)]
+    second = [result("t0001", 0.2, rung=1, budget=27), rung_result("t0002", 1, 27, 0.15)]
     write_table(halving.decide(first, 3, last=False), tmp_path / "rung0.tsv")
     write_table(halving.decide(second, 3, last=False), tmp_path / "rung1.tsv")
     # where each trial finished: t0000 was pruned at rung 0

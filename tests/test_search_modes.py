@@ -34,21 +34,39 @@ def result(trial, status="running", score=None, loss=None):
     }
 
 
-def test_a_rung_promotes_the_best_third_of_those_still_training():
+def decisions(results, eta=3):
+    return {row["trial"]: row["decision"] for row in halving.decide(results, eta, last=False)}
+
+
+def test_a_rung_promotes_those_still_training_among_its_best_third():
     results = [result(f"t000{i}", score=s) for i, s in enumerate([0.5, 0.2, 0.9, 0.3, 0.4])]
     results += [result("t0005", "ok", loss=0.1), result("t0006", "diverged")]
-    rows = {row["trial"]: row["decision"] for row in halving.decide(results, 3, last=False)}
-    assert rows == {
+    assert decisions(results) == {
         "t0000": "pruned",
         "t0001": "promoted",
         "t0002": "pruned",
-        "t0003": "promoted",  # ceil(5 / 3) = 2 of the 5 still training
+        "t0003": "promoted",  # the best ceil(7 / 3) = 3: t0005, t0001, t0003
         "t0004": "pruned",
         "t0005": "complete",  # stopped early: leaves the race with its CV result
         "t0006": "diverged",
     }
     with pytest.raises(ValueError, match="last rung left trials running"):
         halving.decide(results, 3, last=True)
+
+
+def test_a_trial_that_beats_those_stopped_early_at_its_rung_goes_on():
+    """The halving run's third rung (81 epochs): 14 of 16 trials stopped early there, 2 still
+    train. The second best of the 16 goes on: ranked among the 2 still training alone
+    (ceil(2 / 3) = 1 goes on), it was pruned, then ranked after 13 trials that scored worse."""
+    results = [result(f"t00{i:02}", "ok", loss=0.078 + 0.002 * i) for i in range(14)]
+    results += [result("t0098", score=0.0721), result("t0099", score=0.0725)]
+    rows = decisions(results)
+    assert rows["t0098"] == rows["t0099"] == "promoted"
+    # the same trial behind a sixth of the rung that stopped early: the rung's best third
+    # (ceil(16 / 3) = 6) is complete, nothing goes on
+    results[-1] = result("t0099", score=0.0895)
+    results[-2] = result("t0098", score=0.0890)
+    assert set(decisions(results).values()) == {"complete", "pruned"}
 
 
 @pytest.fixture(scope="module")

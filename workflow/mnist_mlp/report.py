@@ -237,10 +237,11 @@ def report_tables_stage(
             _page(
                 "Successive halving: every rung's decisions",
                 html_table(rungs, RUNG_COLUMNS)
-                + "<p class='note'>A rung trains each fold up to its budget; the best 1/eta of "
-                "the trials still training by score (the mean over folds of the lowest "
-                "validation loss so far) are promoted and go on from where they stopped; a "
-                "trial whose folds all stop early completes with its CV result.</p>",
+                + "<p class='note'>A rung trains each fold up to its budget and ranks every trial "
+                "there by score (the mean over folds of the lowest validation loss so far; a "
+                "trial whose folds all stopped early completes with its CV loss); those still "
+                "training among the best 1/eta are promoted and go on from where they "
+                "stopped.</p>",
             ),
         )
 

@@ -25,7 +25,7 @@ RESULT_VERSIONS = {
     "propose_trials": 1,
     "cross_validate": 1,
     "train_rung": 1,
-    "promote_trials": 1,
+    "promote_trials": 2,  # 2: the best third of every trial at the rung, complete ones too
     "rank_trials": 1,
     "export_study": 1,
     "retrain": 1,
@@ -33,8 +33,8 @@ RESULT_VERSIONS = {
     "build_ensemble": 2,  # 2: the ensemble against the winner, paired (McNemar)
     "export_models": 2,  # 2: no source locations (paths, line numbers) in the programs
     "export_tracking": 1,
-    "report_tables": 3,  # 2: intervals, the ensemble, the runner-up; the config's order;
-    # 3: the ensemble against the winner
+    "report_tables": 4,  # 2: intervals, the ensemble, the runner-up; the config's order;
+    # 3: the ensemble against the winner; 4: the rungs' note, the rule of promote_trials 2
     "plot_search": 2,  # 2: pruned trials and their rungs, batch_size where drawn
     "plot_receptive_fields": 2,  # 2: one colour scale per figure, with its colour bar
     "plot_gradient_ascent": 2,  # 2: the regularised ascent beside the lab's; labelled values
