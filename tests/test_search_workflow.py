@@ -23,6 +23,13 @@ MODES = {
         "halving": {"eta": 2, "min_epochs": 1},
         "tpe": {"batch": 3, "startup_trials": 2},
     },
+    # three rungs (1, 2 and 4 epochs per fold): a rung planned from the one before it
+    "three_rungs": {
+        "n_trials": 4,
+        "max_epochs": 4,
+        "pruning": "halving",
+        "halving": {"eta": 2, "min_epochs": 1},
+    },
 }
 
 
@@ -146,6 +153,28 @@ def test_tpe_with_halving_runs_each_batch_as_a_bracket(both_run):
     assert (workdir / "results/search/halving/batch1/rung0.tsv").exists()
     assert set(ranking["status"]) <= {"ok", "pruned", "diverged"}
     assert (ranking["status"] == "pruned").sum() >= 1
+
+
+def test_rungs_decided_again_are_planned_from_the_new_decisions(
+    mnist_dir, tiny_data, tmp_path_factory
+):
+    """When the rungs are decided again (a new version of promote_trials, forced here), each
+    rung waits for the rung before and reads its new decisions, not the table it replaces:
+    the halving run restored at promote_trials 2 planned its third rung from the second
+    rung's old table and left a promoted trial out of it."""
+    workdir, configfile = mode_run("three_rungs", mnist_dir, tiny_data, tmp_path_factory)
+    tables = [workdir / f"results/search/halving/batch0/rung{r}.tsv" for r in range(3)]
+    decided = [pd.read_csv(table, sep="\t") for table in tables]
+    assert [len(table) for table in decided] == [4, 2, 1]
+    # the second rung's table as an older rule might have left it: the other trial promoted
+    stale = decided[1].copy()
+    stale["decision"] = stale["decision"].map({"promoted": "pruned", "pruned": "promoted"})
+    stale.to_csv(tables[1], sep="\t", index=False)
+    run_snakemake(workdir, configfile, "--forcerun", "promote_trials")
+    again = [pd.read_csv(table, sep="\t") for table in tables]
+    for table, before in zip(again, decided, strict=True):
+        pd.testing.assert_frame_equal(table, before)
+    assert planned_jobs(workdir, configfile) == {}
 
 
 def test_a_halving_run_against_the_full_run_shows_each_rung_and_where_its_best_went(

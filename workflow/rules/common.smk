@@ -248,6 +248,22 @@ def previous_rung_state(wildcards):
     return path("train_rung", "state").format(trial=wildcards.trial, rung=rung - 1)
 
 
+def decided_before(wildcards):
+    """Input of promote_trials: the decisions of the rung before (none at the first). Which
+    trials reach a rung is read from them; as an input they make Snakemake plan the rung again
+    once the rung before is decided again (after a change), rather than from the old table."""
+    batch, rung = int(wildcards.batch), int(wildcards.rung)
+    if rung == 0:
+        return []
+    return path("promote_trials", "decisions").format(batch=batch, rung=rung - 1)
+
+
+def earlier_rung_tables(wildcards):
+    """Input of propose_trials with halving: the rung decisions of the earlier batches, where
+    each of their trials' final result is read from (as ``decided_before``)."""
+    return rung_tables(batches=int(wildcards.batch))
+
+
 def rung_results(wildcards):
     """Input of promote_trials: the results of the trials that trained at this rung."""
     batch, rung = int(wildcards.batch), int(wildcards.rung)
@@ -281,13 +297,13 @@ def all_results(wildcards=None):
     return [path for batch in range(BATCHES) for path in batch_results(batch)]
 
 
-def rung_tables(wildcards=None):
-    """Every rung's decisions, all batches (halving)."""
+def rung_tables(wildcards=None, batches=BATCHES):
+    """Every rung's decisions, of all batches or of the first ``batches`` (halving)."""
     if not HALVING:
         return []
     return [
         path("promote_trials", "decisions").format(batch=batch, rung=rung)
-        for batch in range(BATCHES)
+        for batch in range(batches)
         for rung in range(len(RUNGS))
     ]
 

@@ -23,7 +23,8 @@ rule sample_trials:
 
 checkpoint propose_trials:
     input:
-        earlier_results,
+        results=earlier_results,
+        rungs=earlier_rung_tables,
     output:
         path("propose_trials", "batch"),
     log:
@@ -101,7 +102,8 @@ rule train_rung:
 
 checkpoint promote_trials:
     input:
-        rung_results,
+        results=rung_results,
+        decided=decided_before,
     output:
         path("promote_trials", "decisions"),
     log:

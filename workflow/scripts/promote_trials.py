@@ -13,5 +13,5 @@ start_job(snakemake.log[0], snakemake.output)
 from mnist_mlp.search import promote_trials_stage
 
 promote_trials_stage(
-    snakemake.input, snakemake.output[0], snakemake.params.eta, snakemake.params.last
+    snakemake.input.results, snakemake.output[0], snakemake.params.eta, snakemake.params.last
 )

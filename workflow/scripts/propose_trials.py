@@ -14,7 +14,7 @@ from mnist_mlp.tpe import propose_trials_stage
 
 params = snakemake.params
 propose_trials_stage(
-    snakemake.input,
+    snakemake.input.results,
     snakemake.output[0],
     params.seed,
     params.batch,
