@@ -129,6 +129,20 @@ def hyperparameters_of(trial: dict) -> list[str]:
     return [name for name in TRAINING_HYPERPARAMETERS if name in trial]
 
 
+def trial_of(param: dict, proposal=None) -> dict:
+    """A training job's trial: its ``trial`` param (sampled, or a reference of the config), or,
+    for a trial TPE proposed (the param names its batch: ``proposed_in``), read from the batch's
+    proposal, an input of the job. Snakemake plans params before a checkpoint reruns and does
+    not support reading one into them: a job could start with ``<TBD>`` hyper-parameters."""
+    if "proposed_in" not in param:
+        return param
+    import json
+    from pathlib import Path
+
+    proposed = json.loads(Path(proposal).read_text())[param["trial"]]
+    return {"trial": param["trial"], **{key: proposed[key] for key in hyperparameters_of(proposed)}}
+
+
 # --- the space --------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from mnist_mlp.config import (
     merge_config,
     validate_config,
 )
-from mnist_mlp.io import read_json, read_tsv, write_text
+from mnist_mlp.io import read_tsv, write_text
 from mnist_mlp.records import legacy_records
 from mnist_mlp.report import front_page, results_mismatch
 from mnist_mlp import layout
@@ -24,7 +24,6 @@ from mnist_mlp.trials import (
     TRIAL_ID_PATTERN,
     batch_range as trials_batch_range,
     fixed_settings,
-    hyperparameters_of,
     reference_trials,
     sample_trials,
     sampled_space,
@@ -148,28 +147,14 @@ def batch_ids(batch):
     return [trial_id(index) for index in range(first, min(first + size, N_TRIALS))]
 
 
-def batch_trials(batch):
-    """The trials of a batch: drawn now (batch 0), or read from TPE's proposal (a checkpoint)."""
-    if batch == 0:
-        return {tid: TRIALS[tid] for tid in batch_ids(0)}
-    proposed = read_json(checkpoints.propose_trials.get(batch=batch).output[0])
-    # JSON keeps the exact floats; the keys go back into trial order
-    return {
-        tid: {
-            "trial": tid,
-            **{key: proposed[tid][key] for key in hyperparameters_of(proposed[tid])},
-        }
-        for tid in batch_ids(batch)
-    }
-
-
 def proposal_of(wildcards):
     """Input of a trial's training jobs: TPE's proposal that holds its hyper-parameters (none
     for a trial drawn when the run is planned)."""
     trial = wildcards.trial
     if not TPE or trial in TRIALS or trial in REFERENCES:
         return []
-    return checkpoints.propose_trials.get(batch=batch_of(trial)).output[0]
+    # the checkpoint's output as a plain path: the job waits for it and reads it when it runs
+    return path("propose_trials", "batch").format(batch=batch_of(trial))
 
 
 def hyperparameters(wildcards):
@@ -180,7 +165,9 @@ def hyperparameters(wildcards):
     if trial in REFERENCES:
         return REFERENCES[trial]
     if TPE and trial_index(trial) < N_TRIALS:
-        return batch_trials(batch_of(trial))[trial]
+        # read by the job from its proposal (``trials.trial_of``), which is its input: a change
+        # of the proposal reruns it
+        return {"trial": trial, "proposed_in": f"batch {batch_of(trial)}"}
     raise WorkflowError(
         f"unknown trial {trial}: this config samples t0000 to t{N_TRIALS - 1:04d} "
         f"(search.n_trials) and has the references {sorted(REFERENCES)} (final.references)"

@@ -9,6 +9,7 @@ rule retrain:
         data=MNIST,
         train=TRAIN_INDICES,
         test=TEST_INDICES,
+        proposal=proposal_of,
     output:
         model=path("retrain", "model"),
         metrics=path("retrain", "metrics"),

@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
 from mnist_mlp.jobs import start_job
+from mnist_mlp.trials import trial_of
 
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
@@ -16,7 +17,7 @@ cross_validate_stage(
     snakemake.input.data,
     snakemake.input.train,
     snakemake.output,
-    snakemake.params.trial,
+    trial_of(snakemake.params.trial, snakemake.input.get("proposal")),
     snakemake.params.settings,
     snakemake.threads,
 )

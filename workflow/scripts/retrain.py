@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
 from mnist_mlp.jobs import start_job
+from mnist_mlp.trials import trial_of
 
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
@@ -18,7 +19,7 @@ retrain_stage(
     snakemake.input.train,
     snakemake.input.test,
     snakemake.output,
-    snakemake.params.trial,
+    trial_of(snakemake.params.trial, snakemake.input.get("proposal")),
     snakemake.params.settings,
     snakemake.threads,
 )
