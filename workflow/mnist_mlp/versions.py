@@ -25,7 +25,8 @@ RESULT_VERSIONS = {
     "propose_trials": 1,
     "cross_validate": 1,
     "train_rung": 1,
-    "promote_trials": 2,  # 2: the best third of every trial at the rung, complete ones too
+    "promote_trials": 3,  # 2: the best third of every trial at the rung, complete ones too;
+    # 3: planned from the rung before's table as an input (2's could miss a promoted trial)
     "rank_trials": 1,
     "export_study": 1,
     "retrain": 1,
