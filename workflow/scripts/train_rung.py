@@ -7,12 +7,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the mnist_mlp package
 
 from mnist_mlp.jobs import start_job
-from mnist_mlp.trials import trial_of
 
 # before the stage's imports (torch, skorch: seconds): the watch on Snakemake is armed first
 start_job(snakemake.log[0], snakemake.output)
 
 from mnist_mlp.search import train_rung_stage
+from mnist_mlp.trials import trial_of
 
 train_rung_stage(
     snakemake.input.data,
