@@ -39,6 +39,8 @@ import math
 import random
 import re
 
+from .io import read_json
+
 TRIAL_ID_DIGITS = 4  # ids t0000..t9999; the schema caps n_trials at 10000
 TRIAL_ID_PATTERN = rf"t\d{{{TRIAL_ID_DIGITS}}}"
 REFERENCE_PREFIX = "ref_"
@@ -136,10 +138,7 @@ def trial_of(param: dict, proposal=None) -> dict:
     not support reading one into them: a job could start with ``<TBD>`` hyper-parameters."""
     if "proposed_in" not in param:
         return param
-    import json
-    from pathlib import Path
-
-    proposed = json.loads(Path(proposal).read_text())[param["trial"]]
+    proposed = read_json(proposal)[param["trial"]]  # JSON keeps the exact floats
     return {"trial": param["trial"], **{key: proposed[key] for key in hyperparameters_of(proposed)}}
 
 
