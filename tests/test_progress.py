@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -54,6 +55,12 @@ def stand_in_for_snakemake(workdir, name: str = "snakemake") -> subprocess.Popen
         stdin=subprocess.PIPE,
     )
     _STAND_INS.append(process)
+    # Popen returns while the child is still in exec, its /proc command line empty for a
+    # moment: progress would not see it yet (one run in four of a tight loop)
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while name.encode() not in cmdline.read_bytes().split(b"\0") and time.monotonic() < deadline:
+        time.sleep(0.001)
     return process
 
 
