@@ -46,6 +46,21 @@ def test_a_published_run_shows_the_answer_with_its_intervals(tiny_run, tmp_path)
     assert f"| {row} sample, at most its wall time) | {hours:.2f} (100%) | {hours:.2f} |" in text
 
 
+def test_the_reference_as_published_compares_as_its_run_folder(tiny_run, tmp_path):
+    """The full run's folder may be gone (another machine): its published copy in
+    docs/full_run (ranking, config, cost, summary, winner) is the reference then."""
+    workdir, _ = tiny_run
+    published = tmp_path / "docs" / "full_run"
+    publish.main([str(workdir), str(published)])
+    assert not (published / "results").exists()  # flat: the tables under their own names
+    assert publish.search_core_hours(published) == pytest.approx(
+        publish.search_core_hours(workdir), abs=1e-4
+    )
+    as_folder = publish.comparison(workdir, workdir, tmp_path)
+    assert publish.comparison(workdir, published, tmp_path) == as_folder
+    assert "| winner, official accuracy |" in as_folder
+
+
 def test_a_run_whose_search_grew_publishes_its_trials_so_far_not_the_old_answer(tiny_run, tmp_path):
     """A run restored from another's state (or given more trials) keeps that run's ranking,
     winner and ensemble on disk until it redoes them: publishing it meanwhile shows the trials

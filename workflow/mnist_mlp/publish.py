@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import layout
-from .io import read_json, read_table, write_table
+from .io import read_json, read_table, read_tsv, write_table
 from .progress import THREADS, duration, load_config
 from .ranking import build_ranking
 from .records import job_seconds, rule_spans
@@ -486,9 +486,20 @@ def wrap(parts: list[str]) -> str:
 
 
 def search_core_hours(run: Path) -> float:
-    """The core-hours of a run's search: its CV jobs, or its halving rungs."""
-    rows = [row for row in cost_table(run) if row["rule"] in ("cross_validate", "train_rung")]
-    return sum(row["core_s_less_pauses_sum"] for row in rows) / 3600
+    """The core-hours of a run's search: its CV jobs, or its halving rungs (a published run:
+    from its cost.tsv)."""
+    published = run / "cost.tsv"
+    rows = read_tsv(published) if published.is_file() else cost_table(run)
+    searched = [row for row in rows if row["rule"] in ("cross_validate", "train_rung")]
+    return sum(float(row["core_s_less_pauses_sum"]) for row in searched) / 3600
+
+
+def result_of(run: Path, name: str) -> Path:
+    """The result ``name`` (its path in a run folder) of ``run``: a run folder, or a run
+    published by ``main`` (docs/NAME, the results under their own names), so that the full
+    run's published tables serve as the reference wherever its run folder is gone."""
+    path = run / name
+    return path if path.exists() else run / Path(name).name
 
 
 def candidates_by_cv(summary):
@@ -500,9 +511,9 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
     """This run against a reference run of the same trials or budget (the full run): search
     cost, what the search found, what its retrained top k reach. With another sampler, also
     the best CV loss after n trials of each (``best_so_far.png``)."""
-    ranking, ref_ranking = read_table(run / RANKING), read_table(reference / RANKING)
+    ranking, ref_ranking = read_table(run / RANKING), read_table(result_of(reference, RANKING))
     config, _ = load_config(run)
-    ref_config, _ = load_config(reference)
+    ref_config, _ = load_config(reference, [result_of(reference, layout.RESULTS_CONFIG)])
     ours, theirs = search_core_hours(run), search_core_hours(reference)
     kept = len(set(ranking.head(top)["trial"]) & set(ref_ranking.head(top)["trial"]))
     rows = [
@@ -528,7 +539,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
     if (run / SUMMARY).exists():
         mine = candidates_by_cv(read_table(run / SUMMARY))
         k = len(mine)
-        ref = candidates_by_cv(read_table(reference / SUMMARY)).head(k)
+        ref = candidates_by_cv(read_table(result_of(reference, SUMMARY))).head(k)
         rows.append(
             (
                 f"official accuracy, mean of the top {k} by CV retrained",
@@ -536,7 +547,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
                 f"{ref['official_test_accuracy'].mean():.2%} ({', '.join(ref['trial'])})",
             )
         )
-        winner, ref_winner = read_json(run / WINNER), read_json(reference / WINNER)
+        winner, ref_winner = read_json(run / WINNER), read_json(result_of(reference, WINNER))
         rows.append(
             (
                 "winner, official accuracy",
@@ -629,7 +640,10 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=15, help="rows of the ranking shown")
     parser.add_argument("--readme", type=Path, help="also write the section into this README")
     parser.add_argument(
-        "--against", type=Path, help="a reference run (the full run) to compare this one with"
+        "--against",
+        type=Path,
+        help="a reference run to compare this one with: its folder, or its published folder "
+        "(docs/full_run)",
     )
     args = parser.parse_args(argv)
     run, out = args.run.resolve(), args.out

@@ -305,15 +305,15 @@ def save(args) -> None:
 
 def publish(args) -> None:
     """The run's results into docs/NAME (and the README for the full run; another run is
-    compared with the full run), with the run's venv (pandas, matplotlib) and this checkout's
-    publication code."""
+    compared with the full run as published in docs/full_run), with the run's venv (pandas,
+    matplotlib) and this checkout's publication code."""
     run = the_run(args.name)
     command = [str(run / ".venv/bin/python"), "-m", "mnist_mlp.publish", str(run)]
     command += [str(DOCS / args.name)]
     if args.name == "full_run":
         command += ["--readme", str(REPO / "README.md")]
-    elif list(RUNS.glob("full-*")):  # a measurement: against the full run
-        command += ["--against", str(the_run("full_run"))]
+    elif (DOCS / "full_run" / "ranking.tsv").exists():  # a measurement: against the full run
+        command += ["--against", str(DOCS / "full_run")]  # as published: its folder may be gone
     env = os.environ | {"PYTHONPATH": str(REPO / "workflow")}  # this checkout's package
     subprocess.run(command, check=True, env=env)
 
