@@ -722,3 +722,24 @@ def test_with_tpe_batches_each_batch_is_a_bracket_of_its_own(tmp_path):
         (4, 1 + 2, True),
         (8, 1 + 1, False),
     ]
+
+
+def test_with_tpe_results_older_than_their_batchs_proposal_are_not_done(tmp_path):
+    """A TPE run restored from the random sampler's state: the restored t0002-t0005 are
+    another search's trials under the same ids (Snakemake redoes them), and a trial of a batch
+    not proposed yet has no result of its own; only the startup trials and those cross-validated
+    since their batch's proposal count."""
+    search = {"n_trials": 6, "sampler": "tpe", "tpe": {"batch": 2, "startup_trials": 2}}
+    workdir = make_run(tmp_path, merged(CONFIG, {"search": search}))
+    for trial in ("t0000", "t0001", "t0002", "t0003", "t0004", "t0005"):  # all restored
+        write_cv(workdir, trial, seconds=100)
+        os.utime(workdir / f"results/search/cv/{trial}.json", (NOW - 5000, NOW - 5000))
+    proposal = workdir / "results/search/batches/batch1.json"
+    write(proposal, "{}")
+    os.utime(proposal, (NOW - 3000, NOW - 3000))
+    write_cv(workdir, "t0003", loss=0.05, seconds=100)  # cross-validated since
+    os.utime(workdir / "results/search/cv/t0003.json", (NOW - 1000, NOW - 1000))
+    state = collect(workdir, now=NOW)
+    assert state.cross_validated == 3  # t0000, t0001 and t0003
+    assert state.best["trial"] == "t0003"
+    assert "3/6 trials cross-validated" in " ".join(report(state, NOW).split())

@@ -366,10 +366,11 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     cv_dir = os.path.join(directory, os.path.dirname(cv_pattern))
     benchmark_dir = os.path.join(directory, os.path.dirname(bench_pattern))
     cv_files, cv_benchmarks = _listing(cv_dir), _listing(benchmark_dir)
+    stale = _not_yet_proposed(directory, search, trials, cv_pattern)
     results, cv_seconds = {}, []
     for trial in trials:
         result = cv_pattern.format(trial=trial)
-        if os.path.basename(result) not in cv_files or result in markers:
+        if os.path.basename(result) not in cv_files or result in markers or trial in stale:
             continue
         try:
             with open(os.path.join(directory, result), "rb") as handle:
@@ -574,6 +575,33 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
 
 def folds_epochs(search: dict) -> int:
     return int(search["max_epochs"])
+
+
+def _not_yet_proposed(directory: Path, search: dict, trials: list[str], pattern: str) -> set:
+    """With TPE, the trials whose CV result on disk predates their batch's proposal (batch 1
+    on), or whose batch is not proposed yet: another search's results under the same ids (a
+    restored state of the random sampler's), or a batch proposed again. Snakemake redoes
+    them, as it does any output older than its input."""
+    if search.get("sampler") != "tpe":
+        return set()
+    stale, start = set(), 0
+    for batch, size in enumerate(search_batch_sizes(search)):
+        members, start = trials[start : start + size], start + size
+        if batch == 0:  # the startup trials: the random sampler's, no proposal
+            continue
+        try:
+            proposed = directory / layout.output("propose_trials", "batch").format(batch=batch)
+            proposed_at = proposed.stat().st_mtime
+        except OSError:
+            stale.update(members)
+            continue
+        for trial in members:
+            try:
+                if (directory / pattern.format(trial=trial)).stat().st_mtime < proposed_at:
+                    stale.add(trial)
+            except OSError:
+                pass
+    return stale
 
 
 def _last_activity(directory: Path, log_path: Path | None, markers: dict) -> float:
