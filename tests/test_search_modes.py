@@ -307,3 +307,44 @@ def test_where_the_full_runs_best_went_names_rank_rung_and_trials_not_drawn():
     assert "| 2 | t0003 | 2.00e-03 | 0.0600 | not drawn |" in text
     assert "| 3 | t0000 | 1.00e-03 | 0.0900 | rank 2, CV loss 0.0800 |" in text
     assert "| 4 | t0002 | 1.00e-01 | 0.2000 | diverged at rung 0 (9 epochs) |" in text
+
+
+def test_tpe_against_the_full_runs_first_trials_at_equal_budget():
+    """``publish.equal_budget_table``: the best CV loss after n trials of each search, the
+    reference cut to this run's number of trials, and the top k by CV of each retrained (the
+    reference's from its summary, its winner by the lab's rule), or said missing."""
+    import pandas as pd
+
+    from mnist_mlp import publish
+
+    def ranked(losses):
+        trials_ = [f"t{i:04d}" for i in range(len(losses))]
+        return pd.DataFrame({"trial": trials_, "mean_loss": losses}).sort_values("mean_loss")
+
+    def summary(rows):  # (trial, cv_loss, test-part accuracy, official accuracy)
+        table = pd.DataFrame(rows, columns=["trial", "cv_loss", "test_accuracy", "official"])
+        table = table.rename(columns={"official": "official_test_accuracy"})
+        return table.assign(reference=False, status="ok")
+
+    tpe_ranking = ranked([0.5, 0.4, 0.3, float("nan"), 0.1])  # t0003 diverged
+    random = ranked([0.5, 0.4, 0.45, 0.2, 0.35, 0.05, 0.01])  # t0005, t0006: beyond 5 trials
+    text = publish.equal_budget_table(tpe_ranking, random, step=2)
+    assert "this run's 5 trials against the full run's first 5" in text
+    assert "| 2 | 0.4000 (t0001) | 0.4000 (t0001) |" in text
+    assert "| 4 | 0.3000 (t0002) | 0.2000 (t0003) |" in text
+    assert "| 5 | 0.1000 (t0004) | 0.2000 (t0003) |" in text
+    assert "retrained" not in text  # no summaries yet: no answer
+
+    ours = summary([("t0004", 0.1, 0.97, 0.96), ("t0002", 0.3, 0.98, 0.95)])
+    # the reference retrained its first 5 trials' top 2 (t0003, t0004) and others
+    theirs = summary(
+        [("t0003", 0.2, 0.96, 0.97), ("t0004", 0.35, 0.99, 0.94), ("t0006", 0.01, 1.0, 1.0)]
+    )
+    text = publish.equal_budget_table(tpe_ranking, random, (ours, theirs), step=2)
+    means = "| official accuracy, their mean | 95.50% (t0004, t0002) | 95.50% (t0003, t0004) |"
+    assert means in text
+    assert "| their winner (best on the test part), official accuracy | t0002, 95.00% | " in text
+    assert "| t0004, 94.00% |" in text  # the reference's: t0004, best on its test part
+    partial = summary([("t0003", 0.2, 0.96, 0.97)])
+    text = publish.equal_budget_table(tpe_ranking, random, (ours, partial), step=2)
+    assert "not all retrained there (t0003, t0004)" in text

@@ -200,3 +200,18 @@ def test_a_halving_run_against_the_full_run_shows_each_rung_and_where_its_best_w
         )
         cells = [row["rank"], row["trial"], f"{row['lr']:.2e}", f"{row['mean_loss']:.4f}", fate]
         assert "| " + " | ".join(map(str, cells)) + " |" in text
+
+
+def test_a_tpe_run_against_the_full_run_at_equal_budget(tpe_run, tiny_run, tmp_path):
+    """``mnist-mlp run publish tpe``: the best CV loss after n trials of each search, at equal
+    budget, as a table and a figure (the tiny run, of the random sampler, stands in for the
+    full run)."""
+    workdir, _ = tpe_run
+    reference, _ = tiny_run
+    text = publish.comparison(workdir, reference, tmp_path, top=2)
+    mine = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t")
+    assert "this run's 5 trials against the full run's first 5" in text
+    best = mine.loc[mine["mean_loss"].idxmin()]
+    assert f"| 5 | {best['mean_loss']:.4f} ({best['trial']}) |" in text
+    assert "| official accuracy, their mean |" in text
+    assert (tmp_path / "best_so_far.png").stat().st_size > 10_000

@@ -563,6 +563,11 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
     if config["search"]["sampler"] != ref_config["search"]["sampler"]:
         from .figures import plot_best_so_far
 
+        summaries = None
+        if (run / SUMMARY).exists():
+            summaries = read_table(run / SUMMARY), read_table(result_of(reference, SUMMARY))
+        table += "\n\n" + equal_budget_table(ranking, ref_ranking, summaries)
+
         plot_best_so_far(
             {
                 f"{config['search']['sampler']} (this run)": ranking,
@@ -572,6 +577,63 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
         )
         table += "\n\n![The best CV loss after n trials](best_so_far.png)"
     return table
+
+
+def equal_budget_table(ranking, ref_ranking, summaries=None, step: int = 10) -> str:
+    """Another sampler against the reference at equal budget: the best CV loss after n trials
+    (every ``step`` and at the end) of this run and of the reference's first trials, in the
+    order they were drawn; with ``summaries`` (this run's and the reference's retrained), the
+    top k by CV of each's first n retrained, and the winner among them by the lab's rule,
+    where the reference retrained all of its k."""
+    from .winner import select_winner
+
+    n = len(ranking)
+    mine = ranking.sort_values("trial")
+    theirs = ref_ranking.sort_values("trial").head(n)
+
+    def best(table, count: int) -> str:
+        known = table.head(count).dropna(subset=["mean_loss"])
+        if known.empty:
+            return "-"
+        row = known.loc[known["mean_loss"].idxmin()]
+        return f"{row['mean_loss']:.4f} ({row['trial']})"
+
+    counts = sorted({*range(step, n, step), n})
+    lines = [
+        f"At equal budget: this run's {n} trials against the full run's first {n} (drawn from "
+        "the same seed; one seed each is one draw, not a distribution):",
+        "",
+        "| trials so far | best CV loss, this run | best CV loss, the full run's first trials |",
+        "| --- | --- | --- |",
+        *(f"| {count} | {best(mine, count)} | {best(theirs, count)} |" for count in counts),
+    ]
+    if summaries is None:
+        return "\n".join(lines)
+    summary, ref_summary = summaries
+    ours = candidates_by_cv(summary)
+    k = len(ours)
+    top = theirs.dropna(subset=["mean_loss"]).sort_values("mean_loss").head(k)["trial"]
+    retrained = ref_summary[ref_summary["trial"].isin(top)]
+
+    def answer(table) -> tuple[str, str]:
+        mean = f"{table['official_test_accuracy'].mean():.2%} ({', '.join(table['trial'])})"
+        winner = select_winner(table).iloc[0]
+        return mean, f"{winner['trial']}, {winner['official_test_accuracy']:.2%}"
+
+    mean, winner = answer(ours)
+    if len(retrained) == len(top):
+        ref_mean, ref_winner = answer(candidates_by_cv(retrained))
+    else:
+        ref_mean = ref_winner = f"not all retrained there ({', '.join(top)})"
+    lines += [
+        "",
+        f"| the top {k} by CV of these {n}, retrained for the protocol's epochs | this run "
+        "| the full run's first trials |",
+        "| --- | --- | --- |",
+        f"| official accuracy, their mean | {mean} | {ref_mean} |",
+        f"| their winner (best on the test part), official accuracy | {winner} | {ref_winner} |",
+    ]
+    return "\n".join(lines)
 
 
 def rungs_table(run: Path, reference_hours: float) -> str:
