@@ -739,7 +739,14 @@ def test_with_tpe_results_older_than_their_batchs_proposal_are_not_done(tmp_path
     os.utime(proposal, (NOW - 3000, NOW - 3000))
     write_cv(workdir, "t0003", loss=0.05, seconds=100)  # cross-validated since
     os.utime(workdir / "results/search/cv/t0003.json", (NOW - 1000, NOW - 1000))
+    # the restored state's retraining of t0003 (the random trial), and this run's of t0001
+    for trial, when in (("t0003", NOW - 4000), ("t0001", NOW - 2000)):
+        write(workdir / f"results/final/{trial}/metrics.json", "{}")
+        os.utime(workdir / f"results/final/{trial}/metrics.json", (when, when))
     state = collect(workdir, now=NOW)
     assert state.cross_validated == 3  # t0000, t0001 and t0003
     assert state.best["trial"] == "t0003"
     assert "3/6 trials cross-validated" in " ".join(report(state, NOW).split())
+    # what the run's cost counts: its own trials' jobs (publish.cost_table)
+    assert state.search_trials == ["t0000", "t0001", "t0003"]
+    assert state.retrained_trials == ["t0001"]

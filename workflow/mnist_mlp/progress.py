@@ -260,11 +260,15 @@ class Progress:
     log_facts: LogFacts = field(default_factory=LogFacts)
     pruned: int = 0  # with successive halving
     rungs: list[Rung] = field(default_factory=list)  # with successive halving
-    # the retrainings this run makes (the ranking's top, else the best so far; the references)
-    final_trials: list[str] = field(default_factory=list)
     # each finished trial's final result (relative path): its CV result, or with halving the
     # rung where it was pruned or completed
     finished_results: dict[str, str] = field(default_factory=dict)
+    # the run's trials whose results on disk are its own or not there yet: not those beyond
+    # n_trials or TPE's older than their batch's proposal (a restored state's, another search's)
+    search_trials: list[str] = field(default_factory=list)
+    # of the retrainings this run makes (the ranking's top, else the best so far; the
+    # references), those done: by this run, not a restored state's older retraining
+    retrained_trials: list[str] = field(default_factory=list)
     lock_left: bool = False  # lock files, but no Snakemake process here: killed?
     elsewhere: bool = False  # lock files, no Snakemake process here, logs that still change
 
@@ -366,11 +370,16 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     cv_dir = os.path.join(directory, os.path.dirname(cv_pattern))
     benchmark_dir = os.path.join(directory, os.path.dirname(bench_pattern))
     cv_files, cv_benchmarks = _listing(cv_dir), _listing(benchmark_dir)
-    stale = _not_yet_proposed(directory, search, trials, cv_pattern)
+    proposed_at = _proposed_at(directory, search, trials)
+    superseded = {
+        trial
+        for trial in proposed_at
+        if _older_than_proposal(directory, proposed_at, trial, cv_pattern.format(trial=trial))
+    }
     results, cv_seconds = {}, []
     for trial in trials:
         result = cv_pattern.format(trial=trial)
-        if os.path.basename(result) not in cv_files or result in markers or trial in stale:
+        if os.path.basename(result) not in cv_files or result in markers or trial in superseded:
             continue
         try:
             with open(os.path.join(directory, result), "rb") as handle:
@@ -415,7 +424,8 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     retrain_benchmarks = _listing(directory / Path(layout.benchmark("retrain", trial="x")).parent)
     retrained, retrain_seconds, not_retrained = 0, {}, []
     for trial in [*candidates, *references]:
-        if not done(metrics_of(trial=trial)):
+        metrics = metrics_of(trial=trial)
+        if not done(metrics) or _older_than_proposal(directory, proposed_at, trial, metrics):
             not_retrained.append(trial)
             continue
         retrained += 1
@@ -566,8 +576,9 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         main_log=_shown(log_path, directory) if log_path else None,
         log_facts=facts,
         rungs=rungs,
-        final_trials=[*candidates, *references],
         finished_results={trial: result["path"] for trial, result in sorted(results.items())},
+        search_trials=[trial for trial in trials if trial not in superseded],
+        retrained_trials=[t for t in [*candidates, *references] if t not in not_retrained],
         lock_left=lock_left,
         elsewhere=elsewhere,
     )
@@ -577,31 +588,36 @@ def folds_epochs(search: dict) -> int:
     return int(search["max_epochs"])
 
 
-def _not_yet_proposed(directory: Path, search: dict, trials: list[str], pattern: str) -> set:
-    """With TPE, the trials whose CV result on disk predates their batch's proposal (batch 1
-    on), or whose batch is not proposed yet: another search's results under the same ids (a
-    restored state of the random sampler's), or a batch proposed again. Snakemake redoes
-    them, as it does any output older than its input."""
+def _proposed_at(directory: Path, search: dict, trials: list[str]) -> dict[str, float | None]:
+    """With TPE, when each proposed trial's batch was proposed (batch 1 on; None: not yet).
+    A result of such a trial older than its proposal is another search's (a restored state of
+    the random sampler's, under the same id) or of a batch proposed again: Snakemake redoes it,
+    as it does any output older than its input."""
     if search.get("sampler") != "tpe":
-        return set()
-    stale, start = set(), 0
+        return {}
+    times, start = {}, 0
     for batch, size in enumerate(search_batch_sizes(search)):
         members, start = trials[start : start + size], start + size
         if batch == 0:  # the startup trials: the random sampler's, no proposal
             continue
+        proposal = directory / layout.output("propose_trials", "batch").format(batch=batch)
         try:
-            proposed = directory / layout.output("propose_trials", "batch").format(batch=batch)
-            proposed_at = proposed.stat().st_mtime
+            proposed = proposal.stat().st_mtime
         except OSError:
-            stale.update(members)
-            continue
-        for trial in members:
-            try:
-                if (directory / pattern.format(trial=trial)).stat().st_mtime < proposed_at:
-                    stale.add(trial)
-            except OSError:
-                pass
-    return stale
+            proposed = None
+        times.update(dict.fromkeys(members, proposed))
+    return times
+
+
+def _older_than_proposal(directory: Path, proposed_at: dict, trial: str, path: str) -> bool:
+    if trial not in proposed_at:
+        return False
+    if proposed_at[trial] is None:
+        return True
+    try:
+        return (directory / path).stat().st_mtime < proposed_at[trial]
+    except OSError:
+        return False
 
 
 def _last_activity(directory: Path, log_path: Path | None, markers: dict) -> float:

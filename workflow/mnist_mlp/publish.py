@@ -32,7 +32,7 @@ from pathlib import Path
 
 from . import layout
 from .io import read_json, read_table, read_tsv, write_table
-from .progress import THREADS, duration, load_config
+from .progress import THREADS, collect, duration, load_config
 from .ranking import build_ranking
 from .records import job_seconds, rule_spans
 from .report import describe_comparison
@@ -109,12 +109,14 @@ def _wildcards(pattern: str, path: str) -> dict[str, str]:
 
 def cost_table(run: Path, progress=None) -> list[dict]:
     """Per training rule: its finished jobs' time, CPU time, peak memory and stage span. With
-    ``progress``, the retrainings of this run's only (a restored state brings those of the
-    run it came from)."""
+    ``progress``, the jobs of this run's trials and retrainings only: a restored state brings
+    those of the run it came from (with TPE, another search's trials under the same ids)."""
     spans = rule_spans(run)
     rows = []
     for rule in RESULTS:
-        trials = progress.final_trials if progress and rule == "retrain" else None
+        trials = None
+        if progress:
+            trials = progress.retrained_trials if rule == "retrain" else progress.search_trials
         jobs = benchmarks(run, rule, trials)
         if not jobs:
             continue
@@ -387,8 +389,6 @@ def section(
     Compact (the README, whose first screen shows a figure already): where it stands, the
     answer, a link to the full text.
     Image links start with ``prefix`` (the published copy's folder as seen from the text)."""
-    from .progress import collect
-
     progress = progress or collect(run)
     config, _ = load_config(run)
     parts = [status_line(run, progress)]
@@ -489,7 +489,7 @@ def search_core_hours(run: Path) -> float:
     """The core-hours of a run's search: its CV jobs, or its halving rungs (a published run:
     from its cost.tsv)."""
     published = run / "cost.tsv"
-    rows = read_tsv(published) if published.is_file() else cost_table(run)
+    rows = read_tsv(published) if published.is_file() else cost_table(run, collect(run))
     searched = [row for row in rows if row["rule"] in ("cross_validate", "train_rung")]
     return sum(float(row["core_s_less_pauses_sum"]) for row in searched) / 3600
 
@@ -710,13 +710,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     run, out = args.run.resolve(), args.out
     out.mkdir(parents=True, exist_ok=True)
-    from .progress import collect
-
     progress = collect(run)
     # a restored state's files of another search stay on disk until this run redoes them
-    own = set(layout.outputs("sample_trials").values())  # the run's first job
+    config, _ = load_config(run)
+    sampled = set(layout.outputs("sample_trials").values())
+    # the random sampler's trials table is the run's first job; TPE's waits for its last batch
+    own = sampled if config["search"]["sampler"] == "random" else set()
     if progress.retrainings_known:
-        own |= set(layout.outputs("rank_trials", halving=True).values())
+        own |= sampled | set(layout.outputs("rank_trials", halving=True).values())
     for name in COPIED if answered(progress) else own:
         if (run / name).exists():
             shutil.copy2(run / name, out / Path(name).name)
