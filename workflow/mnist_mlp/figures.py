@@ -14,6 +14,7 @@ from .constants import LAYER_NAMES, LAYERS, N_PIXELS
 from .io import read_json, read_table, write_json
 from .model import load_model
 from .plotting import pyplot, save_png
+from .ranking import best_so_far
 from .trials import is_reference
 
 log = logging.getLogger(__name__)
@@ -549,10 +550,8 @@ def plot_best_so_far(rankings: dict, path):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
     for label, ranking in rankings.items():
-        ordered = ranking.sort_values("trial")
-        loss = ordered["mean_loss"].to_numpy(dtype=float)
-        best = np.fmin.accumulate(np.where(np.isfinite(loss), loss, np.inf))
-        ax.step(np.arange(1, len(best) + 1), best, where="post", label=label)
+        best = best_so_far(ranking)["mean_loss"]
+        ax.step(best.index, best.to_numpy(), where="post", label=label)
     ax.set_yscale("log")
     ax.set_xlabel("trials so far (in the order they were proposed)")
     ax.set_ylabel("best mean held-out loss (CV)")

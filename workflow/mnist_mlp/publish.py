@@ -485,11 +485,14 @@ def wrap(parts: list[str]) -> str:
     return "\n\n".join(wrapped) + "\n"
 
 
-def search_core_hours(run: Path) -> float:
+def search_core_hours(run: Path, progress=None) -> float:
     """The core-hours of a run's search: its CV jobs, or its halving rungs (a published run:
     from its cost.tsv)."""
     published = run / "cost.tsv"
-    rows = read_tsv(published) if published.is_file() else cost_table(run, collect(run))
+    if published.is_file():
+        rows = read_tsv(published)
+    else:
+        rows = cost_table(run, progress or collect(run))
     searched = [row for row in rows if row["rule"] in ("cross_validate", "train_rung")]
     return sum(float(row["core_s_less_pauses_sum"]) for row in searched) / 3600
 
@@ -507,14 +510,15 @@ def candidates_by_cv(summary):
     return summary[~summary["reference"]].sort_values("cv_loss")
 
 
-def comparison(run: Path, reference: Path, out: Path, top: int = 15) -> str:
+def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=None) -> str:
     """This run against a reference run of the same trials or budget (the full run): search
     cost, what the search found, what its retrained top k reach. With another sampler, also
-    the best CV loss after n trials of each (``best_so_far.png``)."""
+    the best CV loss after n trials of each (``best_so_far.png``). ``progress``: the run's,
+    where collected already."""
     ranking, ref_ranking = read_table(run / RANKING), read_table(result_of(reference, RANKING))
     config, _ = load_config(run)
     ref_config, _ = load_config(reference, [result_of(reference, layout.RESULTS_CONFIG)])
-    ours, theirs = search_core_hours(run), search_core_hours(reference)
+    ours, theirs = search_core_hours(run, progress), search_core_hours(reference)
     kept = len(set(ranking.head(top)["trial"]) & set(ref_ranking.head(top)["trial"]))
     rows = [
         (
@@ -585,18 +589,17 @@ def equal_budget_table(ranking, ref_ranking, summaries=None, step: int = 10) -> 
     order they were drawn; with ``summaries`` (this run's and the reference's retrained), the
     top k by CV of each's first n retrained, and the winner among them by the lab's rule,
     where the reference retrained all of its k."""
+    from .ranking import best_so_far
     from .winner import select_winner
 
     n = len(ranking)
-    mine = ranking.sort_values("trial")
     theirs = ref_ranking.sort_values("trial").head(n)
+    curves = best_so_far(ranking), best_so_far(theirs)
 
-    def best(table, count: int) -> str:
-        known = table.head(count).dropna(subset=["mean_loss"])
-        if known.empty:
+    def best(curve, count: int) -> str:
+        if count not in curve.index or curve.loc[count, "trial"] is None:
             return "-"
-        row = known.loc[known["mean_loss"].idxmin()]
-        return f"{row['mean_loss']:.4f} ({row['trial']})"
+        return f"{curve.loc[count, 'mean_loss']:.4f} ({curve.loc[count, 'trial']})"
 
     counts = sorted({*range(step, n, step), n})
     lines = [
@@ -605,7 +608,7 @@ def equal_budget_table(ranking, ref_ranking, summaries=None, step: int = 10) -> 
         "",
         "| trials so far | best CV loss, this run | best CV loss, the full run's first trials |",
         "| --- | --- | --- |",
-        *(f"| {count} | {best(mine, count)} | {best(theirs, count)} |" for count in counts),
+        *(f"| {count} | {best(curves[0], count)} | {best(curves[1], count)} |" for count in counts),
     ]
     if summaries is None:
         return "\n".join(lines)
@@ -750,7 +753,7 @@ def main(argv=None) -> int:
     if args.against and not answered(progress):
         text = "Against the full run: once this run has its winner.\n\n" + text
     elif args.against:
-        against = comparison(run, args.against.resolve(), out, args.top)
+        against = comparison(run, args.against.resolve(), out, args.top, progress)
         text = f"Against the full run (`{args.against.name}`):\n\n{against}\n\n{text}"
     (out / "summary.md").write_text(title + text)
     if args.readme:

@@ -58,6 +58,20 @@ def build_ranking(results: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def best_so_far(ranking: pd.DataFrame) -> pd.DataFrame:
+    """The best CV loss after n trials, in trial order (the order a sampler proposed them):
+    per n from 1, the lowest ``mean_loss`` so far and its trial (NaN and None until a trial
+    has a loss; the first of equal losses keeps the lead)."""
+    best_loss, best_trial, rows = np.inf, None, []
+    ordered = ranking.sort_values("trial")
+    for trial, loss in zip(ordered["trial"], ordered["mean_loss"].astype(float), strict=True):
+        if np.isfinite(loss) and loss < best_loss:
+            best_loss, best_trial = loss, trial
+        rows.append((best_loss if best_trial else np.nan, best_trial))
+    index = pd.RangeIndex(1, len(rows) + 1, name="n")
+    return pd.DataFrame(rows, columns=["mean_loss", "trial"], index=index)
+
+
 def write_ranking(table: pd.DataFrame, tsv, scores_dat, params_dat) -> None:
     """``ranking.tsv`` and the report's two files: ``sorted_scores.dat`` (the mean held-out
     loss, one line per trial, best first) and ``sorted_params.dat`` (the hyper-parameters of
