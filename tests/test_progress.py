@@ -750,3 +750,35 @@ def test_with_tpe_results_older_than_their_batchs_proposal_are_not_done(tmp_path
     # what the run's cost counts: its own trials' jobs (publish.cost_table)
     assert state.search_trials == ["t0000", "t0001", "t0003"]
     assert state.retrained_trials == ["t0001"]
+
+
+def test_a_restored_states_logs_do_not_stretch_the_runs_stage_span(tmp_path):
+    """A run started from another run's saved state has that run's main logs, days older:
+    the cost table's stage span (first start to last end) is this run's, from its first start;
+    a run without a restore keeps all its logs (a resume on a new machine carries its own)."""
+    from mnist_mlp import publish, runs
+
+    workdir = make_run(tmp_path, cores=None, locked=False)
+    write_cv(workdir, "t0000")
+    write(  # Snakemake's benchmark columns, as the cost table reads them
+        workdir / "benchmarks/search/cross_validate/t0000.tsv",
+        "s\th:m:s\tmax_rss\tcpu_time\n100.0\t0:01:40\t900.0\t95.0\n",
+    )
+    logs = workdir / ".snakemake/log"
+    write(  # the restored run's: three days earlier
+        logs / "2026-11-30T090928.039149.snakemake.log",
+        "[Mon Nov 30 09:09:30 2026]\nrule cross_validate:\n"
+        "[Mon Nov 30 12:00:00 2026]\nFinished jobid: 4 (Rule: cross_validate)\n",
+    )
+    write(  # this run's
+        logs / "2026-12-03T133015.893598.snakemake.log",
+        "[Thu Dec  3 13:30:20 2026]\nrule cross_validate:\n"
+        "[Thu Dec  3 14:30:20 2026]\nFinished jobid: 9 (Rule: cross_validate)\n",
+    )
+    settings = {"starts": ["started at 2026-12-03T13:30:14+00:00 on a machine"]}
+    write(workdir / runs.SETTINGS, json.dumps(settings))
+    assert publish.cost_table(workdir)[0]["stage_wall_s"] == 3 * 86400 + 5 * 3600 + 20 * 60 + 50
+    write(workdir / runs.SETTINGS, json.dumps(settings | {"restored": "full_run.tar.gz"}))
+    if runs.first_start(settings).hour != 13:  # the log names are the machine's local time
+        pytest.skip("the machine's time zone is not UTC")
+    assert publish.cost_table(workdir)[0]["stage_wall_s"] == 3600

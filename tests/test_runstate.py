@@ -268,6 +268,11 @@ def test_a_runs_config_file_is_kept_in_its_folder_and_travels_in_its_state(run, 
     )
     assert manifest["extra"]["configfile_text"] == "search: {pruning: halving}\n"
     assert (elsewhere / restored["configfile"]).read_text() == "search: {pruning: halving}\n"
+    # a run started from another run's state says so on the new machine too (its published
+    # provenance; its cost's stage spans leave out that run's logs)
+    moved = runs.settings_from_state({"restored": "docs/full_run/state.tar.gz"}, elsewhere)
+    assert moved["restored"] == "docs/full_run/state.tar.gz"
+    assert "restored" not in restored
     # a state saved before: the old machine's path, as it was
     assert runs.settings_from_state({"configfile": "/old/x.yaml"}, elsewhere)["configfile"] == (
         "/old/x.yaml"

@@ -111,7 +111,11 @@ def cost_table(run: Path, progress=None) -> list[dict]:
     """Per training rule: its finished jobs' time, CPU time, peak memory and stage span. With
     ``progress``, the jobs of this run's trials and retrainings only: a restored state brings
     those of the run it came from (with TPE, another search's trials under the same ids)."""
-    spans = rule_spans(run)
+    from .runs import first_start, settings_of
+
+    settings = settings_of(run)
+    # a restored state's logs tell when the run it came from ran its jobs
+    spans = rule_spans(run, first_start(settings) if settings.get("restored") else None)
     rows = []
     for rule in RESULTS:
         trials = None

@@ -239,12 +239,16 @@ def read_main_log(path: Path | None) -> LogFacts:
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
-def rule_spans(directory: Path) -> dict[str, tuple]:
-    """First start and last end (datetimes) of each rule's jobs over the run's main logs."""
+def rule_spans(directory: Path, since=None) -> dict[str, tuple]:
+    """First start and last end (datetimes) of each rule's jobs over the run's main logs (those
+    begun at ``since`` or later, a local datetime, where given: a restored state brings the
+    logs of the run it came from)."""
     from datetime import datetime
 
     spans: dict[str, list] = {}
     for log in sorted((Path(directory) / ".snakemake" / "log").glob("*.snakemake.log")):
+        if since is not None and log.name[:17] < since.strftime("%Y-%m-%dT%H%M%S"):
+            continue  # its name: when it began
         stamp = None
         for line in log.read_text(errors="replace").splitlines():
             if match := STAMP.match(line.strip()):

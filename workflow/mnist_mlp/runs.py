@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def start(args) -> None:
     if args.restore:  # finished jobs of another run with the same params are kept
         data_stage(run, settings)
         runstate.restore(args.restore, run)
+        settings["restored"] = str(args.restore)  # the state's logs are that run's: publish
     launch(run, settings, "started")
 
 
@@ -205,6 +207,8 @@ def settings_from_state(extra: dict, run: Path) -> dict:
     file (written into the new folder) and its history of starts. A state saved before the
     config file was kept names the file by its path on the old machine."""
     settings = {"starts": extra.get("starts", [])}
+    if isinstance(extra.get("restored"), str):
+        settings["restored"] = extra["restored"]
     if "configfile_text" in extra:
         if not isinstance(extra["configfile_text"], str):  # a state is input to distrust
             sys.exit("the saved state's config file is not text: save the run again")
@@ -212,6 +216,15 @@ def settings_from_state(extra: dict, run: Path) -> dict:
     elif extra.get("configfile"):
         settings["configfile"] = extra["configfile"]
     return settings
+
+
+def first_start(settings: dict) -> datetime | None:
+    """When the run first started (its first entry in ``starts``), as the machine's local
+    time, the clock of Snakemake's log names."""
+    for start in settings.get("starts", [])[:1]:
+        if match := re.search(r" at (\S+) on ", start):
+            return datetime.fromisoformat(match.group(1)).astimezone().replace(tzinfo=None)
+    return None
 
 
 def running(run: Path) -> int | None:
