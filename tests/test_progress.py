@@ -405,6 +405,18 @@ def test_figures_stage(tmp_path):
     assert "  a job: writing results/report/tables.tsv, running 3 s\n" in report(state, NOW)
 
 
+def test_a_figure_older_than_a_result_it_shows_is_not_done(tmp_path):
+    """Snakemake redoes an output older than an input: so does progress's count."""
+    workdir = final_running(tmp_path)
+    for result in (workdir / "results/search/cv").iterdir():
+        os.utime(result, (NOW - 100, NOW - 100))
+    write(workdir / FIGURES[3], "x")
+    os.utime(workdir / FIGURES[3], (NOW - 10, NOW - 10))
+    assert collect(workdir, now=NOW).figures_done == 1
+    os.utime(workdir / "results/search/cv/t0001.json", (NOW - 5, NOW - 5))  # cross-validated again
+    assert collect(workdir, now=NOW).figures_done == 0
+
+
 def test_configfile_overrides_and_the_runs_own_config(tmp_path):
     workdir = mid_search(tmp_path)
     run_config = workdir / RUN_CONFIG
@@ -750,6 +762,11 @@ def test_with_tpe_results_older_than_their_batchs_proposal_are_not_done(tmp_path
     # what the run's cost counts: its own trials' jobs (publish.cost_table)
     assert state.search_trials == ["t0000", "t0001", "t0003"]
     assert state.retrained_trials == ["t0001"]
+    # the restored state's figures are the other search's: none is this run's yet
+    for figure in FIGURES:
+        write(workdir / figure, "x")
+        os.utime(workdir / figure, (NOW - 4500, NOW - 4500))
+    assert collect(workdir, now=NOW).figures_done == 0
 
 
 def test_a_restored_states_logs_do_not_stretch_the_runs_stage_span(tmp_path):

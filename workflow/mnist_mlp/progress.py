@@ -435,7 +435,11 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             )
             if seconds is not None:
                 retrain_seconds[trial] = seconds
-    figures_done = sum(done(path) for path in FIGURES)
+    # a figure counts once made after every result it shows (Snakemake redoes an output older
+    # than an input): a smaller search's, or a restored state's of another search, does not
+    newest = max((_mtime(directory, r["path"]) for r in results.values()), default=0.0)
+    figures_done = sum(done(path) and _mtime(directory, path) >= newest for path in FIGURES)
+    figures_done = figures_done if search_done else 0
     winner = None
     if done(WINNER):
         try:
@@ -607,6 +611,13 @@ def _proposed_at(directory: Path, search: dict, trials: list[str]) -> dict[str, 
             proposed = None
         times.update(dict.fromkeys(members, proposed))
     return times
+
+
+def _mtime(directory: Path, path: str) -> float:
+    try:
+        return (directory / path).stat().st_mtime
+    except OSError:
+        return math.nan  # compares false: not done
 
 
 def _older_than_proposal(directory: Path, proposed_at: dict, trial: str, path: str) -> bool:
