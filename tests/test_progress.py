@@ -351,6 +351,19 @@ def test_final_estimates_follow_each_trials_size_scaled_by_the_finished(tmp_path
     assert "1.00-2.00 s per epoch" in final.explanation
 
 
+def test_a_paused_candidates_epoch_time_is_the_time_it_computed(tmp_path):
+    """The folds' seconds are wall clock: a CV job paused for most of its 1,000 s (its CPU
+    time 85 s, so 100 s computed) stands for a tenth of its fold seconds per epoch."""
+    workdir = final_running(tmp_path)
+    write_cv(workdir, "t0000", loss=0.2, folds=((10, 20.0),))  # 2 s per epoch by the clock
+    write(
+        workdir / "benchmarks/search/cross_validate/t0000.tsv",
+        "s\th:m:s\tmax_rss\tcpu_time\n1000.0\t0:16:40\t900.0\t85.0\n",
+    )
+    (final,) = collect(workdir, now=NOW).parts
+    assert "0.20-1.00 s per epoch" in final.explanation
+
+
 def test_a_stale_ranking_of_fewer_trials_is_not_used(tmp_path):
     """n_trials raised after a run: the ranking exists, the search is not done."""
     workdir = final_running(tmp_path)

@@ -35,7 +35,8 @@ once every trial is cross-validated), so the estimate is the sum of
   jobs at once: ``cores // 1`` (one thread per job), at most the trials left;
 - final: the sum over the retrainings left (the top ``final.top_k`` trials that did not
   diverge, plus the references) of each one's time. A trial's own cross-validation epoch time
-  (seconds per epoch of its fold fits, from ``results/search/cv/<trial>.json``) is scaled from
+  (seconds per epoch of its fold fits, from ``results/search/cv/<trial>.json``; of a job
+  paused, the share its benchmark says it computed) is scaled from
   the images of a CV fit (the training folds less skorch's 20 % validation split: 30,600 of
   the 51,000 training images at 4 folds) to all the training images and ``final.epochs``
   epochs (one thread, as the CV jobs); a reference, which has no CV result, gets the mean of
@@ -84,6 +85,7 @@ from .records import (
     LogFacts,
     _shown,
     benchmark_seconds,
+    benchmark_times,
     incomplete_outputs,
     lock_time,
     locked,
@@ -376,7 +378,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
         for trial in proposed_at
         if _older_than_proposal(directory, proposed_at, trial, cv_pattern.format(trial=trial))
     }
-    results, cv_seconds = {}, []
+    results, cv_seconds, computed_share = {}, [], {}
     for trial in trials:
         result = cv_pattern.format(trial=trial)
         if os.path.basename(result) not in cv_files or result in markers or trial in superseded:
@@ -388,9 +390,10 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             continue
         bench = bench_pattern.format(trial=trial)
         if os.path.basename(bench) in cv_benchmarks:
-            seconds = benchmark_seconds(os.path.join(directory, bench), THREADS["cross_validate"])
-            if seconds is not None:
-                cv_seconds.append(seconds)
+            times = benchmark_times(os.path.join(directory, bench), THREADS["cross_validate"])
+            if times is not None:
+                cv_seconds.append(times[1])
+                computed_share[trial] = times[1] / times[0] if times[0] > 0 else 1.0
     halving = search.get("pruning") == "halving"
     rungs, rung_epoch_seconds = [], []
     if halving:  # the trials' final results are their last rungs
@@ -530,8 +533,9 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
             )
         )
     if stage in ("data", "search", "final"):
+        # the folds' seconds are wall clock: a job paused (SIGSTOP) counts the share it computed
         epoch_seconds = {
-            trial: seconds
+            trial: seconds * min(1.0, computed_share.get(trial, 1.0))
             for trial in candidates
             if trial in results
             and (seconds := _cv_epoch_seconds(os.path.join(directory, results[trial]["path"])))

@@ -179,6 +179,13 @@ def job_seconds(wall: float, cpu: float | None, threads: int = 1) -> float:
 
 def benchmark_seconds(path, threads: int = 1) -> float | None:
     """A finished job's time (``job_seconds``) from its Snakemake benchmark file."""
+    times = benchmark_times(path, threads)
+    return times[1] if times else None
+
+
+def benchmark_times(path, threads: int = 1) -> tuple[float, float] | None:
+    """A finished job's wall time and the time it computed (``job_seconds``) from its Snakemake
+    benchmark file."""
     try:
         with open(path, "rb") as handle:
             header, row = handle.read().split(b"\n", 2)[:2]
@@ -190,7 +197,7 @@ def benchmark_seconds(path, threads: int = 1) -> float | None:
         cpu_seconds = float(values[names.index(b"cpu_time")])
     except (ValueError, IndexError):
         cpu_seconds = None
-    return job_seconds(seconds, cpu_seconds, threads)
+    return seconds, job_seconds(seconds, cpu_seconds, threads)
 
 
 def main_log(directory: Path) -> Path | None:
