@@ -83,6 +83,6 @@ def test_a_run_whose_search_grew_publishes_its_trials_so_far_not_the_old_answer(
     so_far = pd.read_csv(out / "ranking_so_far.tsv", sep="\t")
     assert len(so_far) == 2  # the two cross-validated trials, ranked among themselves
     assert "of the 2 finished so far" in text
-    assert "Against the full run: once this run has its winner." in text
+    assert "Against the full run: once this run's search is done." in text
     assert "the winner (best on the test part)" not in text
     assert "(search_overview.png)" in text and (out / "search_overview.png").exists()

@@ -523,6 +523,8 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=No
     config, _ = load_config(run)
     ref_config, _ = load_config(reference, [result_of(reference, layout.RESULTS_CONFIG)])
     ours, theirs = search_core_hours(run, progress), search_core_hours(reference)
+    # a restored state's retrained networks (another search's) stay on disk until redone
+    retrained = (run / SUMMARY).exists() and (progress is None or answered(progress))
     kept = len(set(ranking.head(top)["trial"]) & set(ref_ranking.head(top)["trial"]))
     rows = [
         (
@@ -544,7 +546,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=No
         ),
         (f"of the reference's best {top}, in this run's best {top}", f"{kept}", f"{top}"),
     ]
-    if (run / SUMMARY).exists():
+    if retrained:
         mine = candidates_by_cv(read_table(run / SUMMARY))
         k = len(mine)
         ref = candidates_by_cv(read_table(result_of(reference, SUMMARY))).head(k)
@@ -572,7 +574,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=No
         from .figures import plot_best_so_far
 
         summaries = None
-        if (run / SUMMARY).exists():
+        if retrained:
             summaries = read_table(run / SUMMARY), read_table(result_of(reference, SUMMARY))
         table += "\n\n" + equal_budget_table(ranking, ref_ranking, summaries)
 
@@ -754,8 +756,8 @@ def main(argv=None) -> int:
     write_table(cost_table(run, progress), out / "cost.tsv")
     title = f"# The run in `{run.name}`\n\n"
     text = section(run, out, "", args.top, progress=progress)
-    if args.against and not answered(progress):
-        text = "Against the full run: once this run has its winner.\n\n" + text
+    if args.against and not progress.retrainings_known:
+        text = "Against the full run: once this run's search is done.\n\n" + text
     elif args.against:
         against = comparison(run, args.against.resolve(), out, args.top, progress)
         text = f"Against the full run (`{args.against.name}`):\n\n{against}\n\n{text}"
