@@ -759,11 +759,15 @@ def test_with_tpe_results_older_than_their_batchs_proposal_are_not_done(tmp_path
     for trial in ("t0000", "t0001", "t0002", "t0003", "t0004", "t0005"):  # all restored
         write_cv(workdir, trial, seconds=100)
         os.utime(workdir / f"results/search/cv/{trial}.json", (NOW - 5000, NOW - 5000))
+        os.utime(workdir / f"benchmarks/search/cross_validate/{trial}.tsv", (NOW - 5000,) * 2)
     proposal = workdir / "results/search/batches/batch1.json"
     write(proposal, "{}")
     os.utime(proposal, (NOW - 3000, NOW - 3000))
     write_cv(workdir, "t0003", loss=0.05, seconds=100)  # cross-validated since
     os.utime(workdir / "results/search/cv/t0003.json", (NOW - 1000, NOW - 1000))
+    os.utime(workdir / "benchmarks/search/cross_validate/t0003.tsv", (NOW - 1000,) * 2)
+    # running now: Snakemake removed its restored result, not its restored benchmark
+    (workdir / "results/search/cv/t0002.json").unlink()
     # the restored state's retraining of t0003 (the random trial), and this run's of t0001
     for trial, when in (("t0003", NOW - 4000), ("t0001", NOW - 2000)):
         write(workdir / f"results/final/{trial}/metrics.json", "{}")

@@ -373,10 +373,12 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     benchmark_dir = os.path.join(directory, os.path.dirname(bench_pattern))
     cv_files, cv_benchmarks = _listing(cv_dir), _listing(benchmark_dir)
     proposed_at = _proposed_at(directory, search, trials)
+    # a trial cross-validated again (or running now, its restored benchmark still on disk)
     superseded = {
         trial
         for trial in proposed_at
         if _older_than_proposal(directory, proposed_at, trial, cv_pattern.format(trial=trial))
+        or _older_than_proposal(directory, proposed_at, trial, bench_pattern.format(trial=trial))
     }
     results, cv_seconds, computed_share = {}, [], {}
     for trial in trials:
