@@ -213,6 +213,7 @@ def test_a_tpe_run_against_the_full_run_at_equal_budget(tpe_run, tiny_run, tmp_p
     text = publish.comparison(workdir, reference, tmp_path, top=2)
     mine = pd.read_csv(workdir / "results/search/ranking.tsv", sep="\t")
     assert "this run's 5 trials against the full run's first 5" in text
+    assert "in this run's best" not in text  # its trial ids name other trials than the reference's
     best = mine.loc[mine["mean_loss"].idxmin()]
     assert f"| 5 | {best['mean_loss']:.4f} ({best['trial']}) |" in text
     assert "| official accuracy, their mean |" in text

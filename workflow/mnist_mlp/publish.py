@@ -544,8 +544,12 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=No
             f"{ranking['mean_loss'].min():.4f} ({ranking.iloc[0]['trial']})",
             f"{ref_ranking['mean_loss'].min():.4f} ({ref_ranking.iloc[0]['trial']})",
         ),
-        (f"of the reference's best {top}, in this run's best {top}", f"{kept}", f"{top}"),
     ]
+    same_trials = config["search"]["sampler"] == ref_config["search"]["sampler"]
+    if same_trials:  # another sampler's trial ids name other trials
+        rows.append(
+            (f"of the reference's best {top}, in this run's best {top}", f"{kept}", f"{top}")
+        )
     if retrained:
         mine = candidates_by_cv(read_table(run / SUMMARY))
         k = len(mine)
@@ -570,7 +574,7 @@ def comparison(run: Path, reference: Path, out: Path, top: int = 15, progress=No
     )
     if (run / RUNGS).exists():
         table += "\n\n" + rungs_table(run, theirs) + "\n\n" + fates_table(ranking, ref_ranking, top)
-    if config["search"]["sampler"] != ref_config["search"]["sampler"]:
+    if not same_trials:
         from .figures import plot_best_so_far
 
         summaries = None
