@@ -537,7 +537,7 @@ def collect(directory, configfiles=(), cores: int | None = None, now: float | No
     if stage in ("data", "search", "final"):
         # the folds' seconds are wall clock: a job paused (SIGSTOP) counts the share it computed
         epoch_seconds = {
-            trial: seconds * min(1.0, computed_share.get(trial, 1.0))
+            trial: seconds * computed_share.get(trial, 1.0)  # at most 1: job_seconds <= wall
             for trial in candidates
             if trial in results
             and (seconds := _cv_epoch_seconds(os.path.join(directory, results[trial]["path"])))
